@@ -1,0 +1,86 @@
+#pragma once
+
+#include <QtNotif/identity.h>
+#include <QtNotif/notfor.h>
+
+#include <QtCore/QJsonValue>
+#include <QtCore/QObject>
+#include <QtCore/QString>
+
+#include <functional>
+#include <optional>
+
+namespace QtNotif {
+
+class Server;
+
+// The untyped core of a notifier: one named table of listeners on a Server, for one kind of
+// data (one instance of Eliom_notif's functor). Use Notifier or SimpleNotifier; this class
+// holds what does not depend on the C++ types of keys and notifications, and works with keys
+// as JSON values.
+//
+// A notifier lives on its server's thread and is owned by the server (its QObject parent).
+// Deleting it unregisters it: its listeners are told "unlistened" with reason "notifier".
+class QTNOTIF_SERVER_EXPORT AbstractNotifier : public QObject
+{
+    Q_OBJECT
+public:
+    ~AbstractNotifier() override;
+
+    QString name() const { return m_name; }
+    Server *server() const { return m_server; }
+    // False when the server already had a notifier of this name: this one then does nothing.
+    bool isRegistered() const { return m_registered; }
+
+    // Server-side listen: makes the client listen to the key as if it had asked, without the
+    // listen authoriser; the client is told with a "listened" frame. Returns false when the
+    // connection does not exist or already listened.
+    bool listenJson(ConnectionId connection, const QJsonValue &key);
+    // Server-side unlisten (Eliom's Ext.unlisten); the client is told with an "unlistened"
+    // frame. Returns whether the client was listening.
+    bool unlistenJson(ConnectionId connection, const QJsonValue &key);
+    // Unlistens every client of the user from the key (Os_notif's unlisten_user); each is told.
+    // Returns how many connections stopped listening.
+    int unlistenUserJson(const QString &userId, const QJsonValue &key);
+    // Connections listening to the key on this server.
+    int listenerCountJson(const QJsonValue &key) const;
+    // Keys with at least one listener.
+    int keyCount() const;
+    // Eliom's clean(): kept for parity. Keys are removed as soon as their last listener goes,
+    // so there is never anything left to clean; this only checks that in debug builds.
+    void clean();
+
+protected:
+    AbstractNotifier(Server *server, const QString &name);
+
+    // Whether a key sent by a client has the shape of this notifier's key type.
+    virtual bool acceptsKey(const QJsonValue &key) const = 0;
+    // Whether the identity may listen to the key; the server-wide authoriser runs first.
+    virtual bool authorizeListen(const Identity &identity, const QJsonValue &key) const;
+
+    // Whether the caller is on the server's thread; notify calls from other threads are
+    // queued to it.
+    bool isOnServerThread() const;
+
+    // Sends the same data to every listener of the key except notFor, encoded once.
+    void deliverSame(const QJsonValue &key, const QJsonValue &data, const NotFor &notFor);
+
+    // Sends prepare(identity) to each listener; std::nullopt leaves that listener out.
+    using SyncPrepare = std::function<std::optional<QJsonValue>(const Identity &identity)>;
+    void deliverPrepared(const QJsonValue &key, const NotFor &notFor, const SyncPrepare &prepare);
+
+    // Asynchronous prepare: done(result) may be called later, once, on the server's thread.
+    // Each client still receives its notifications in notify order.
+    using Done = std::function<void(std::optional<QJsonValue> result)>;
+    using AsyncPrepare = std::function<void(const Identity &identity, Done done)>;
+    void deliverPreparedAsync(const QJsonValue &key, const NotFor &notFor,
+                              const AsyncPrepare &prepare);
+
+private:
+    friend class ServerPrivate;
+    Server *m_server = nullptr;
+    QString m_name;
+    bool m_registered = false;
+};
+
+} // namespace QtNotif

@@ -1,0 +1,194 @@
+#pragma once
+
+#include <QtNotif/abstractnotifier.h>
+#include <QtNotif/codec.h>
+
+#include <QtCore/QFuture>
+#include <QtCore/QLoggingCategory>
+#include <QtCore/QMetaObject>
+
+#include <concepts>
+#include <memory>
+#include <type_traits>
+
+namespace QtNotif {
+
+// What Notifier and SimpleNotifier share: the typed key operations.
+template<typename Key>
+class KeyedNotifier : public AbstractNotifier
+{
+    static_assert(Encodable<Key>, "the key type has no QtNotif::Codec");
+
+public:
+    // Lets only some identities listen to some keys (after the server-wide authoriser).
+    void setListenAuthorizer(std::function<bool(const Identity &, const Key &)> authorize)
+    {
+        m_authorize = std::move(authorize);
+    }
+
+    bool listen(ConnectionId connection, const Key &key)
+    {
+        return listenJson(connection, Codec<Key>::encode(key));
+    }
+    bool unlisten(ConnectionId connection, const Key &key)
+    {
+        return unlistenJson(connection, Codec<Key>::encode(key));
+    }
+    int unlistenUser(const QString &userId, const Key &key)
+    {
+        return unlistenUserJson(userId, Codec<Key>::encode(key));
+    }
+    int listenerCount(const Key &key) const { return listenerCountJson(Codec<Key>::encode(key)); }
+
+protected:
+    using AbstractNotifier::AbstractNotifier;
+
+    bool acceptsKey(const QJsonValue &key) const override
+    {
+        return Codec<Key>::decode(key).has_value();
+    }
+    bool authorizeListen(const Identity &identity, const QJsonValue &key) const override
+    {
+        if (!m_authorize)
+            return true;
+        const auto decoded = Codec<Key>::decode(key);
+        return decoded && m_authorize(identity, *decoded);
+    }
+
+private:
+    std::function<bool(const Identity &, const Key &)> m_authorize;
+};
+
+// Eliom_notif.Make: notifications customised per client.
+//
+// notify(key, ServerNotif) sends prepare(identity, ServerNotif) to each listening client;
+// prepare returns the ClientNotif that client receives, or std::nullopt to leave it out.
+// ServerNotif is the recipient-independent form (the one that would travel between servers);
+// prepare runs once per listening client, on the server's thread.
+//
+// prepare takes one of three forms, told apart at compile time:
+//   std::optional<ClientNotif>(const Identity &, const ServerNotif &)           synchronous
+//   QFuture<std::optional<ClientNotif>>(const Identity &, const ServerNotif &)  asynchronous
+//   void(const Identity &, const ServerNotif &, Notifier::Done done)           callback
+// An asynchronous prepare never blocks the server; each client still receives its
+// notifications in notify order (a slow prepare for one notification holds that client's
+// later ones, not other clients'). A failed or cancelled future counts as std::nullopt.
+//
+// Key, ServerNotif and ClientNotif need a Codec (QString, integers, JSON types, QVariantMap,
+// Q_GADGET structs, lists and maps of those, ...).
+template<typename Key, typename ServerNotif, typename ClientNotif = ServerNotif>
+class Notifier : public KeyedNotifier<Key>
+{
+    static_assert(Encodable<ServerNotif>, "the server notification type has no QtNotif::Codec");
+    static_assert(Encodable<ClientNotif>, "the client notification type has no QtNotif::Codec");
+
+public:
+    using Done = std::function<void(std::optional<ClientNotif> result)>;
+
+    // Registers the notifier on the server under name; the server owns it.
+    template<typename Prepare>
+    Notifier(Server *server, const QString &name, Prepare prepare)
+        : KeyedNotifier<Key>(server, name)
+    {
+        setPrepare(std::move(prepare));
+    }
+
+    // Replaces prepare; see the class comment for the three accepted forms.
+    template<typename Prepare>
+    void setPrepare(Prepare prepare)
+    {
+        using Sync = std::optional<ClientNotif>;
+        if constexpr (std::is_invocable_v<Prepare, const Identity &, const ServerNotif &, Done>) {
+            m_sync = nullptr;
+            m_async = [prepare = std::move(prepare)](const Identity &identity,
+                                                     const ServerNotif &notif, Done done) {
+                prepare(identity, notif, std::move(done));
+            };
+        } else {
+            static_assert(std::is_invocable_v<Prepare, const Identity &, const ServerNotif &>,
+                          "prepare must take (const Identity &, const ServerNotif &[, Done])");
+            using Result = std::invoke_result_t<Prepare, const Identity &, const ServerNotif &>;
+            if constexpr (std::is_convertible_v<Result, Sync>) {
+                m_async = nullptr;
+                m_sync = std::move(prepare);
+            } else {
+                static_assert(std::is_same_v<Result, QFuture<Sync>>,
+                              "prepare must return std::optional<ClientNotif> or a QFuture of it");
+                m_sync = nullptr;
+                m_async = [this, prepare = std::move(prepare)](
+                                  const Identity &identity, const ServerNotif &notif, Done done) {
+                    auto shared = std::make_shared<Done>(std::move(done));
+                    prepare(identity, notif)
+                            .then(this, [shared](Sync result) { (*shared)(std::move(result)); })
+                            .onFailed(this, [shared] { (*shared)(std::nullopt); })
+                            .onCanceled(this, [shared] { (*shared)(std::nullopt); });
+                };
+            }
+        }
+    }
+
+    // Sends the notification to every client listening to key, but those notFor leaves out,
+    // each through prepare. Callable from any thread: from another thread it is queued to the
+    // server's. Fire and forget, as in Eliom.
+    void notify(const Key &key, const ServerNotif &notif, const NotFor &notFor = NotFor())
+    {
+        if (!this->isOnServerThread()) {
+            QMetaObject::invokeMethod(
+                    this, [this, key, notif, notFor] { notify(key, notif, notFor); },
+                    Qt::QueuedConnection);
+            return;
+        }
+        const QJsonValue keyJson = Codec<Key>::encode(key);
+        if (m_sync) {
+            this->deliverPrepared(keyJson, notFor, [this, &notif](const Identity &identity) {
+                std::optional<QJsonValue> out;
+                if (auto prepared = m_sync(identity, notif))
+                    out = Codec<ClientNotif>::encode(*prepared);
+                return out;
+            });
+        } else if (m_async) {
+            auto shared = std::make_shared<ServerNotif>(notif);
+            this->deliverPreparedAsync(
+                    keyJson, notFor,
+                    [this, shared](const Identity &identity, AbstractNotifier::Done done) {
+                        m_async(identity, *shared,
+                                [done = std::move(done)](std::optional<ClientNotif> r) {
+                                    done(r ? std::optional<QJsonValue>(
+                                                 Codec<ClientNotif>::encode(*r))
+                                           : std::nullopt);
+                                });
+                    });
+        }
+    }
+
+private:
+    std::function<std::optional<ClientNotif>(const Identity &, const ServerNotif &)> m_sync;
+    std::function<void(const Identity &, const ServerNotif &, Done)> m_async;
+};
+
+// Eliom_notif.Make_Simple: every listener receives the same notification. It is encoded once
+// per notify and the same frame goes to every listener.
+template<typename Key, typename Notif>
+class SimpleNotifier : public KeyedNotifier<Key>
+{
+    static_assert(Encodable<Notif>, "the notification type has no QtNotif::Codec");
+
+public:
+    // Registers the notifier on the server under name; the server owns it.
+    SimpleNotifier(Server *server, const QString &name) : KeyedNotifier<Key>(server, name) { }
+
+    // Sends notif to every client listening to key but those notFor leaves out. Callable from
+    // any thread: from another thread it is queued to the server's.
+    void notify(const Key &key, const Notif &notif, const NotFor &notFor = NotFor())
+    {
+        if (!this->isOnServerThread()) {
+            QMetaObject::invokeMethod(
+                    this, [this, key, notif, notFor] { notify(key, notif, notFor); },
+                    Qt::QueuedConnection);
+            return;
+        }
+        this->deliverSame(Codec<Key>::encode(key), Codec<Notif>::encode(notif), notFor);
+    }
+};
+
+} // namespace QtNotif

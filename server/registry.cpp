@@ -1,0 +1,212 @@
+#include "registry_p.h"
+
+namespace QtNotif {
+
+void Registry::addConnection(ConnectionId connection, const QString &userId)
+{
+    Q_ASSERT(!m_connections.contains(connection));
+    m_connections.insert(connection, ConnectionInfo{ userId, {} });
+    if (!userId.isEmpty())
+        m_users[userId].append(connection);
+}
+
+void Registry::dropListens(ConnectionId connection, ConnectionInfo &info, QList<Listen> *removed)
+{
+    for (const auto &[notifier, key] : std::as_const(info.listens)) {
+        if (removed) {
+            const Entry *e = entry(notifier, key);
+            removed->append(Listen{ notifier, key, e ? e->key : QJsonValue() });
+        }
+        removeListener(notifier, key, connection);
+    }
+    info.listens.clear();
+}
+
+QList<Registry::Listen> Registry::removeConnection(ConnectionId connection)
+{
+    QList<Listen> removed;
+    auto it = m_connections.find(connection);
+    if (it == m_connections.end())
+        return removed;
+    dropListens(connection, *it, &removed);
+    if (!it->userId.isEmpty()) {
+        auto user = m_users.find(it->userId);
+        user->removeOne(connection);
+        if (user->isEmpty())
+            m_users.erase(user);
+    }
+    m_connections.erase(it);
+    return removed;
+}
+
+QList<Registry::Listen> Registry::resetConnection(ConnectionId connection, const QString &userId)
+{
+    auto it = m_connections.find(connection);
+    if (it == m_connections.end())
+        return {};
+    // Re-adding is the one path that updates the user index, listens and all, consistently.
+    const QList<Listen> removed = removeConnection(connection);
+    addConnection(connection, userId);
+    return removed;
+}
+
+QString Registry::userOf(ConnectionId connection) const
+{
+    return m_connections.value(connection).userId;
+}
+
+Registry::ListenResult Registry::listen(ConnectionId connection, const QString &notifier,
+                                        const QString &key, const QJsonValue &keyJson,
+                                        int maxListens)
+{
+    auto it = m_connections.find(connection);
+    if (it == m_connections.end())
+        return ListenResult::UnknownConnection;
+    const QPair<QString, QString> listen(notifier, key);
+    if (it->listens.contains(listen))
+        return ListenResult::AlreadyListening;
+    if (maxListens > 0 && it->listens.size() >= maxListens)
+        return ListenResult::LimitReached;
+    it->listens.insert(listen);
+    Entry &entry = m_keys[notifier][key];
+    if (entry.listeners.isEmpty())
+        entry.key = keyJson;
+    entry.listeners.append(connection);
+    return ListenResult::Added;
+}
+
+void Registry::removeListener(const QString &notifier, const QString &key, ConnectionId connection)
+{
+    auto keys = m_keys.find(notifier);
+    if (keys == m_keys.end())
+        return;
+    auto entry = keys->find(key);
+    if (entry == keys->end())
+        return;
+    entry->listeners.removeOne(connection);
+    // Empty keys go at once: the table never holds a key nobody listens to (Eliom needed clean()).
+    if (entry->listeners.isEmpty()) {
+        keys->erase(entry);
+        if (keys->isEmpty())
+            m_keys.erase(keys);
+    }
+}
+
+bool Registry::unlisten(ConnectionId connection, const QString &notifier, const QString &key)
+{
+    auto it = m_connections.find(connection);
+    if (it == m_connections.end() || !it->listens.remove({ notifier, key }))
+        return false;
+    removeListener(notifier, key, connection);
+    return true;
+}
+
+QList<ConnectionId> Registry::unlistenUser(const QString &userId, const QString &notifier,
+                                           const QString &key)
+{
+    QList<ConnectionId> removed;
+    if (userId.isEmpty())
+        return removed;
+    // Copy: unlisten() does not touch m_users, but the copy keeps that an implementation detail.
+    const QList<ConnectionId> connections = m_users.value(userId);
+    for (ConnectionId connection : connections) {
+        if (unlisten(connection, notifier, key))
+            removed.append(connection);
+    }
+    return removed;
+}
+
+QList<QPair<ConnectionId, Registry::Listen>> Registry::removeNotifier(const QString &notifier)
+{
+    QList<QPair<ConnectionId, Listen>> removed;
+    const QHash<QString, Entry> keys = m_keys.take(notifier);
+    for (auto it = keys.cbegin(); it != keys.cend(); ++it) {
+        for (ConnectionId connection : it->listeners) {
+            m_connections[connection].listens.remove({ notifier, it.key() });
+            removed.append({ connection, Listen{ notifier, it.key(), it->key } });
+        }
+    }
+    return removed;
+}
+
+const Registry::Entry *Registry::entry(const QString &notifier, const QString &key) const
+{
+    const auto keys = m_keys.constFind(notifier);
+    if (keys == m_keys.cend())
+        return nullptr;
+    const auto entry = keys->constFind(key);
+    return entry == keys->cend() ? nullptr : &*entry;
+}
+
+quint64 Registry::nextSeq(const QString &notifier, const QString &key)
+{
+    auto keys = m_keys.find(notifier);
+    if (keys == m_keys.end())
+        return 0;
+    auto entry = keys->find(key);
+    return entry == keys->end() ? 0 : ++entry->seq;
+}
+
+QList<ConnectionId> Registry::recipients(const QString &notifier, const QString &key,
+                                         const NotFor &notFor) const
+{
+    const Entry *e = entry(notifier, key);
+    if (!e)
+        return {};
+    if (notFor.kind() == NotFor::Kind::Nobody)
+        return e->listeners;
+    QList<ConnectionId> result;
+    result.reserve(e->listeners.size());
+    for (ConnectionId connection : e->listeners) {
+        if (!notFor.excludes(connection, m_connections.value(connection).userId))
+            result.append(connection);
+    }
+    return result;
+}
+
+int Registry::listenerCount(const QString &notifier, const QString &key) const
+{
+    const Entry *e = entry(notifier, key);
+    return e ? int(e->listeners.size()) : 0;
+}
+
+int Registry::listenCount(ConnectionId connection) const
+{
+    const auto it = m_connections.constFind(connection);
+    return it == m_connections.cend() ? 0 : int(it->listens.size());
+}
+
+bool Registry::isListening(ConnectionId connection, const QString &notifier,
+                           const QString &key) const
+{
+    const auto it = m_connections.constFind(connection);
+    return it != m_connections.cend() && it->listens.contains({ notifier, key });
+}
+
+QList<ConnectionId> Registry::connectionsOfUser(const QString &userId) const
+{
+    return m_users.value(userId);
+}
+
+int Registry::keyCount(const QString &notifier) const
+{
+    return int(m_keys.value(notifier).size());
+}
+
+int Registry::keyCount() const
+{
+    int count = 0;
+    for (const auto &keys : m_keys)
+        count += int(keys.size());
+    return count;
+}
+
+int Registry::listenCount() const
+{
+    int count = 0;
+    for (const auto &info : m_connections)
+        count += int(info.listens.size());
+    return count;
+}
+
+} // namespace QtNotif

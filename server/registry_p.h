@@ -1,0 +1,94 @@
+// The listener table: who listens to which key of which notifier. No sockets, no Qt objects:
+// the rules of listening are written here once and tested table-driven (tst_registry).
+#pragma once
+
+#include <QtNotif/global.h>
+#include <QtNotif/notfor.h>
+
+#include <QtCore/QHash>
+#include <QtCore/QJsonValue>
+#include <QtCore/QList>
+#include <QtCore/QSet>
+#include <QtCore/QString>
+
+namespace QtNotif {
+
+class Registry
+{
+public:
+    enum class ListenResult { Added, AlreadyListening, UnknownConnection, LimitReached };
+
+    // One listen: a (notifier, key) pair of one connection.
+    struct Listen
+    {
+        QString notifier;
+        QString key; // canonical key text
+        QJsonValue keyJson;
+    };
+
+    // A key with its listeners, in the order they listened.
+    struct Entry
+    {
+        QJsonValue key;
+        QList<ConnectionId> listeners;
+        quint64 seq = 0; // notifications sent on this key since it got its first listener
+    };
+
+    // Connections must be added before they listen; userId is empty for anonymous clients.
+    void addConnection(ConnectionId connection, const QString &userId);
+    bool hasConnection(ConnectionId connection) const { return m_connections.contains(connection); }
+    // Removes the connection and every listen it had; returns those listens.
+    QList<Listen> removeConnection(ConnectionId connection);
+    // Removes every listen of the connection but keeps it, now as userId; returns the listens.
+    QList<Listen> resetConnection(ConnectionId connection, const QString &userId);
+    QString userOf(ConnectionId connection) const;
+
+    // maxListens <= 0 means no limit.
+    ListenResult listen(ConnectionId connection, const QString &notifier, const QString &key,
+                        const QJsonValue &keyJson, int maxListens = 0);
+    // Returns whether the connection was listening.
+    bool unlisten(ConnectionId connection, const QString &notifier, const QString &key);
+    // Unlistens every connection of the user; returns the connections that were listening.
+    QList<ConnectionId> unlistenUser(const QString &userId, const QString &notifier,
+                                     const QString &key);
+    // Removes every listen on the notifier; returns them with their connections.
+    QList<QPair<ConnectionId, Listen>> removeNotifier(const QString &notifier);
+
+    // The key's entry, or nullptr when nobody listens to it.
+    const Entry *entry(const QString &notifier, const QString &key) const;
+    // Counts one more notification on the key and returns its sequence number (from 1); 0 when
+    // nobody listens to the key.
+    quint64 nextSeq(const QString &notifier, const QString &key);
+    // The listeners of the key that notFor does not leave out, in listen order.
+    QList<ConnectionId> recipients(const QString &notifier, const QString &key,
+                                   const NotFor &notFor) const;
+
+    int listenerCount(const QString &notifier, const QString &key) const;
+    int listenCount(ConnectionId connection) const;
+    bool isListening(ConnectionId connection, const QString &notifier, const QString &key) const;
+    QList<ConnectionId> connectionsOfUser(const QString &userId) const;
+    QList<ConnectionId> connections() const { return m_connections.keys(); }
+    int connectionCount() const { return int(m_connections.size()); }
+
+    // Keys with at least one listener: in one notifier, and in all.
+    int keyCount(const QString &notifier) const;
+    int keyCount() const;
+    // Listens over every connection.
+    int listenCount() const;
+
+private:
+    struct ConnectionInfo
+    {
+        QString userId;
+        QSet<QPair<QString, QString>> listens; // (notifier, key)
+    };
+
+    void removeListener(const QString &notifier, const QString &key, ConnectionId connection);
+    void dropListens(ConnectionId connection, ConnectionInfo &info, QList<Listen> *removed);
+
+    QHash<QString, QHash<QString, Entry>> m_keys; // notifier -> key -> entry
+    QHash<ConnectionId, ConnectionInfo> m_connections;
+    QHash<QString, QList<ConnectionId>> m_users; // user id -> its connections
+};
+
+} // namespace QtNotif

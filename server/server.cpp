@@ -1,0 +1,502 @@
+#include "server_p.h"
+
+#include "logging_p.h"
+
+#include <QtNotif/handshakerequest.h>
+#include <QtNotif/protocol.h>
+
+#include <QtCore/QJsonArray>
+#include <QtCore/QJsonObject>
+
+namespace QtNotif {
+
+Q_LOGGING_CATEGORY(lcServer, "qtnotif.server", QtInfoMsg)
+
+using namespace Protocol;
+
+namespace {
+
+// How long a closing socket may take to finish the close handshake before it is aborted.
+constexpr int CloseTimeoutMs = 5000;
+
+HandshakeRequest handshakeRequestOf(const QWebSocket &socket)
+{
+    const QNetworkRequest request = socket.request();
+    QList<QPair<QByteArray, QByteArray>> headers;
+    const QList<QByteArray> names = request.rawHeaderList();
+    headers.reserve(names.size());
+    for (const QByteArray &name : names)
+        headers.append({ name, request.rawHeader(name) });
+    return HandshakeRequest(request.url(), headers, socket.peerAddress());
+}
+
+} // namespace
+
+ServerPrivate::ServerPrivate(Server *server)
+    : q(server), webSocketServer(QStringLiteral("qtnotif"), QWebSocketServer::NonSecureMode)
+{
+    webSocketServer.setSupportedSubprotocols({ QString(Subprotocol) });
+    QObject::connect(&webSocketServer, &QWebSocketServer::newConnection, q,
+                     [this] { onNewConnection(); });
+    heartbeat.setInterval(heartbeatInterval);
+    QObject::connect(&heartbeat, &QTimer::timeout, q, [this] { onHeartbeat(); });
+}
+
+Connection *ServerPrivate::connection(ConnectionId id)
+{
+    const auto it = connections.find(id);
+    return it == connections.end() ? nullptr : it->second.get();
+}
+
+void ServerPrivate::onNewConnection()
+{
+    while (QWebSocket *socket = webSocketServer.nextPendingConnection())
+        accept(socket);
+}
+
+void ServerPrivate::accept(QWebSocket *socket)
+{
+    // The server owns its sockets through Connection (or closeSocket()), not as QObject children.
+    socket->setParent(nullptr);
+    if (socket->subprotocol() != Subprotocol) {
+        const QString reason = QStringLiteral("offer the WebSocket subprotocol qtnotif.v1");
+        qCInfo(lcServer) << "refused" << socket->peerAddress() << reason;
+        closeSocket(socket, CloseCode::ProtocolViolation, reason);
+        Q_EMIT q->clientRefused(reason);
+        return;
+    }
+    const AuthResult auth
+            = authenticator ? authenticator(handshakeRequestOf(*socket)) : AuthResult::anonymous();
+    if (!auth.isAccepted()) {
+        const QString reason = auth.reason().isEmpty() ? QStringLiteral("authentication refused")
+                                                       : auth.reason();
+        qCInfo(lcServer) << "refused" << socket->peerAddress() << reason;
+        closeSocket(socket, CloseCode::AuthenticationRefused, reason);
+        Q_EMIT q->clientRefused(reason);
+        return;
+    }
+
+    auto owned = std::make_unique<Connection>();
+    const ConnectionId id = ++lastId;
+    owned->id = id;
+    owned->socket.reset(socket);
+    owned->identity = auth.identity();
+    owned->lastHeard.start();
+    socket->setMaxAllowedIncomingMessageSize(quint64(maxFrameSize));
+    socket->setMaxAllowedIncomingFrameSize(quint64(maxFrameSize));
+
+    QObject::connect(socket, &QWebSocket::textMessageReceived, q,
+                     [this, id](const QString &message) { onTextMessage(id, message); });
+    QObject::connect(socket, &QWebSocket::binaryMessageReceived, q, [this, id] {
+        if (Connection *c = connection(id)) {
+            c->lastHeard.restart();
+            send(*c, errorFrame(ErrorCode::BinaryFrame,
+                                QStringLiteral("qtnotif.v1 uses text frames only")));
+        }
+    });
+    QObject::connect(socket, &QWebSocket::pong, q, [this, id] {
+        if (Connection *c = connection(id))
+            c->lastHeard.restart();
+    });
+    QObject::connect(socket, &QWebSocket::disconnected, q, [this, id] {
+        if (!connection(id))
+            return;
+        registry.removeConnection(id);
+        connections.erase(id);
+        qCDebug(lcServer) << "connection" << id << "gone";
+        Q_EMIT q->clientDisconnected(id);
+    });
+
+    registry.addConnection(id, owned->identity.userId());
+    Connection &c = *owned;
+    connections.emplace(id, std::move(owned));
+    send(c, welcomeFrame(c));
+    qCDebug(lcServer) << "connection" << id << "welcomed as" << c.identity.userId();
+    Q_EMIT q->clientConnected(id, c.identity);
+}
+
+QString ServerPrivate::welcomeFrame(const Connection &connection) const
+{
+    const QJsonObject limits{ { QLatin1String("maxFrameSize"), maxFrameSize },
+                              { QLatin1String("maxListens"), maxListens },
+                              { QLatin1String("maxKeySize"), maxKeySize } };
+    return encode({ { QLatin1String("op"), Op::Welcome },
+                    { QLatin1String("protocol"), Version },
+                    { QLatin1String("connection"), QString::number(connection.id) },
+                    { QLatin1String("identity"), connection.identity.toJson() },
+                    { QLatin1String("heartbeat"), qint64(heartbeatInterval.count()) },
+                    { QLatin1String("limits"), limits } });
+}
+
+void ServerPrivate::closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason)
+{
+    QObject::disconnect(socket, nullptr, q, nullptr);
+    // Parented to the server so that a server deleted meanwhile takes the socket with it.
+    socket->setParent(q);
+    QObject::connect(socket, &QWebSocket::disconnected, socket, &QObject::deleteLater);
+    QTimer::singleShot(CloseTimeoutMs, socket, [socket] {
+        socket->abort();
+        socket->deleteLater();
+    });
+    socket->close(QWebSocketProtocol::CloseCode(closeCode), reason);
+}
+
+void ServerPrivate::dropConnection(ConnectionId id, quint16 closeCode, const QString &reason)
+{
+    const auto it = connections.find(id);
+    if (it == connections.end())
+        return;
+    QWebSocket *socket = it->second->socket.release();
+    registry.removeConnection(id);
+    connections.erase(it);
+    closeSocket(socket, closeCode, reason);
+    Q_EMIT q->clientDisconnected(id);
+}
+
+void ServerPrivate::send(Connection &connection, const QString &text)
+{
+    connection.socket->sendTextMessage(text);
+}
+
+void ServerPrivate::sendNotif(Connection &connection, const QString &text)
+{
+    if (connection.ordered.empty())
+        send(connection, text);
+    else
+        connection.ordered.push_back(std::make_shared<PendingNotif>(PendingNotif{ true, text }));
+}
+
+std::shared_ptr<PendingNotif> ServerPrivate::reserveNotif(Connection &connection)
+{
+    auto pending = std::make_shared<PendingNotif>();
+    connection.ordered.push_back(pending);
+    return pending;
+}
+
+void ServerPrivate::flushOrdered(ConnectionId id)
+{
+    Connection *c = connection(id);
+    if (!c)
+        return;
+    while (!c->ordered.empty() && c->ordered.front()->ready) {
+        const QString text = std::move(c->ordered.front()->text);
+        c->ordered.pop_front();
+        if (!text.isEmpty())
+            send(*c, text);
+    }
+}
+
+void ServerPrivate::onTextMessage(ConnectionId id, const QString &message)
+{
+    Connection *c = connection(id);
+    if (!c)
+        return;
+    c->lastHeard.restart();
+    auto decoded = decodeClientFrame(message.toUtf8());
+    if (const auto *error = std::get_if<FrameError>(&decoded)) {
+        qCDebug(lcServer) << "connection" << id << "sent a bad frame:" << error->code;
+        send(*c, errorFrame(error->code, error->message, error->id));
+        return;
+    }
+    const auto &frame = std::get<ClientFrame>(decoded);
+    switch (frame.kind) {
+    case ClientFrame::Kind::Listen:
+        handleListen(*c, frame);
+        break;
+    case ClientFrame::Kind::Unlisten:
+        handleUnlisten(*c, frame);
+        break;
+    case ClientFrame::Kind::Request:
+        handleRequest(*c, frame);
+        break;
+    }
+}
+
+void ServerPrivate::handleListen(Connection &c, const ClientFrame &frame)
+{
+    AbstractNotifier *notifier = notifiers.value(frame.notifier);
+    if (!notifier) {
+        send(c, errorFrame(ErrorCode::UnknownNotifier,
+                           QStringLiteral("no notifier \"%1\"").arg(frame.notifier), frame.id));
+        return;
+    }
+    const QString key = canonicalKey(frame.key);
+    if (key.size() > maxKeySize || !notifier->acceptsKey(frame.key)) {
+        send(c, errorFrame(ErrorCode::InvalidKey,
+                           key.size() > maxKeySize
+                                   ? QStringLiteral("key longer than %1 bytes").arg(maxKeySize)
+                                   : QStringLiteral("key does not have the notifier's key type"),
+                           frame.id));
+        return;
+    }
+    if (registry.isListening(c.id, frame.notifier, key)) {
+        send(c, ackFrame(frame.id, { { QLatin1String("alreadyListening"), true } }));
+        return;
+    }
+    if ((listenAuthorizer && !listenAuthorizer(c.identity, frame.notifier, frame.key))
+        || !notifier->authorizeListen(c.identity, frame.key)) {
+        send(c, errorFrame(ErrorCode::ListenDenied,
+                           QStringLiteral("not allowed to listen to this key"), frame.id));
+        return;
+    }
+    if (registry.listen(c.id, frame.notifier, key, frame.key, maxListens)
+        == Registry::ListenResult::LimitReached) {
+        send(c, errorFrame(ErrorCode::TooManyListens,
+                           QStringLiteral("at most %1 listens per connection").arg(maxListens),
+                           frame.id));
+        return;
+    }
+    send(c, ackFrame(frame.id, { { QLatin1String("alreadyListening"), false } }));
+}
+
+void ServerPrivate::handleUnlisten(Connection &c, const ClientFrame &frame)
+{
+    if (!notifiers.contains(frame.notifier)) {
+        send(c, errorFrame(ErrorCode::UnknownNotifier,
+                           QStringLiteral("no notifier \"%1\"").arg(frame.notifier), frame.id));
+        return;
+    }
+    const bool was = registry.unlisten(c.id, frame.notifier, canonicalKey(frame.key));
+    send(c, ackFrame(frame.id, { { QLatin1String("wasListening"), was } }));
+}
+
+void ServerPrivate::handleRequest(Connection &c, const ClientFrame &frame)
+{
+    const auto handler = handlers.constFind(frame.method);
+    if (handler == handlers.cend()) {
+        send(c, errorFrame(ErrorCode::UnknownMethod,
+                           QStringLiteral("no handler for \"%1\"").arg(frame.method), frame.id));
+        return;
+    }
+    auto state = std::make_shared<RequestState>();
+    state->server = q;
+    state->connection = c.id;
+    state->id = frame.id;
+    state->identity = c.identity;
+    state->method = frame.method;
+    state->payload = frame.payload;
+    // A copy of the handler: it may replace or remove itself while it runs.
+    const Handler run = *handler;
+    run(Request(std::move(state)));
+}
+
+void ServerPrivate::onHeartbeat()
+{
+    const qint64 deadline = 2 * heartbeatInterval.count();
+    QList<ConnectionId> silent;
+    for (const auto &[id, c] : connections) {
+        if (c->lastHeard.elapsed() > deadline)
+            silent.append(id);
+        else
+            c->socket->ping();
+    }
+    for (ConnectionId id : silent) {
+        qCInfo(lcServer) << "connection" << id << "silent for two heartbeats: closing";
+        dropConnection(id, CloseCode::HeartbeatTimeout, QStringLiteral("heartbeat timeout"));
+    }
+}
+
+void ServerPrivate::registerNotifier(AbstractNotifier *notifier)
+{
+    if (notifiers.contains(notifier->name())) {
+        qCCritical(lcServer) << "a notifier named" << notifier->name()
+                             << "is already registered; the new one is ignored";
+        return;
+    }
+    notifiers.insert(notifier->name(), notifier);
+    notifier->m_registered = true;
+}
+
+void ServerPrivate::unregisterNotifier(AbstractNotifier *notifier)
+{
+    if (notifiers.value(notifier->name()) != notifier)
+        return;
+    notifiers.remove(notifier->name());
+    const auto removed = registry.removeNotifier(notifier->name());
+    for (const auto &[id, listen] : removed)
+        sendUnlistened(id, listen.notifier, listen.keyJson, UnlistenReason::Notifier);
+}
+
+void ServerPrivate::sendUnlistened(ConnectionId id, const QString &notifier, const QJsonValue &key,
+                                   QLatin1String reason)
+{
+    if (Connection *c = connection(id))
+        send(*c, unlistenedFrame(notifier, key, reason));
+}
+
+Server::Server(QObject *parent) : QObject(parent), d(std::make_unique<ServerPrivate>(this)) { }
+
+Server::~Server()
+{
+    close();
+    // Notifiers are children of this object; delete them while d still exists, since they
+    // unregister from it.
+    const auto notifiers = d->notifiers.values();
+    for (AbstractNotifier *notifier : notifiers)
+        delete notifier;
+}
+
+bool Server::listen(const QHostAddress &address, quint16 port)
+{
+    if (!d->webSocketServer.listen(address, port)) {
+        d->errorString = d->webSocketServer.errorString();
+        qCWarning(lcServer) << "cannot listen on" << address << port << ":" << d->errorString;
+        return false;
+    }
+    d->errorString.clear();
+    d->heartbeat.start();
+    return true;
+}
+
+void Server::close()
+{
+    d->webSocketServer.close();
+    d->heartbeat.stop();
+    QList<ConnectionId> ids;
+    for (const auto &entry : d->connections)
+        ids.append(entry.first);
+    for (ConnectionId id : ids)
+        d->dropConnection(id, QWebSocketProtocol::CloseCodeGoingAway,
+                          QStringLiteral("server closing"));
+}
+
+bool Server::isListening() const
+{
+    return d->webSocketServer.isListening();
+}
+
+quint16 Server::serverPort() const
+{
+    return d->webSocketServer.serverPort();
+}
+
+QUrl Server::serverUrl() const
+{
+    return isListening() ? d->webSocketServer.serverUrl() : QUrl();
+}
+
+QString Server::errorString() const
+{
+    return d->errorString;
+}
+
+void Server::setAuthenticator(Authenticator authenticator)
+{
+    d->authenticator = std::move(authenticator);
+}
+
+void Server::setListenAuthorizer(ListenAuthorizer authorizer)
+{
+    d->listenAuthorizer = std::move(authorizer);
+}
+
+void Server::setHandler(const QString &method, Handler handler)
+{
+    d->handlers.insert(method, std::move(handler));
+}
+
+void Server::removeHandler(const QString &method)
+{
+    d->handlers.remove(method);
+}
+
+AbstractNotifier *Server::notifier(const QString &name) const
+{
+    return d->notifiers.value(name);
+}
+
+void Server::setHeartbeatInterval(std::chrono::milliseconds interval)
+{
+    Q_ASSERT(interval.count() > 0);
+    d->heartbeatInterval = interval;
+    d->heartbeat.setInterval(interval);
+}
+
+std::chrono::milliseconds Server::heartbeatInterval() const
+{
+    return d->heartbeatInterval;
+}
+
+void Server::setMaxFrameSize(qint64 bytes)
+{
+    Q_ASSERT(bytes > 0);
+    d->maxFrameSize = bytes;
+}
+
+qint64 Server::maxFrameSize() const
+{
+    return d->maxFrameSize;
+}
+
+void Server::setMaxListensPerConnection(int count)
+{
+    d->maxListens = count;
+}
+
+int Server::maxListensPerConnection() const
+{
+    return d->maxListens;
+}
+
+void Server::setMaxKeySize(int bytes)
+{
+    d->maxKeySize = bytes;
+}
+
+int Server::maxKeySize() const
+{
+    return d->maxKeySize;
+}
+
+int Server::connectionCount() const
+{
+    return int(d->connections.size());
+}
+
+QList<ConnectionId> Server::connections() const
+{
+    return d->registry.connections();
+}
+
+QList<ConnectionId> Server::connectionsOfUser(const QString &userId) const
+{
+    return d->registry.connectionsOfUser(userId);
+}
+
+Identity Server::identity(ConnectionId connection) const
+{
+    const Connection *c = d->connection(connection);
+    return c ? c->identity : Identity();
+}
+
+bool Server::setIdentity(ConnectionId connection, const Identity &identity)
+{
+    Connection *c = d->connection(connection);
+    if (!c)
+        return false;
+    c->identity = identity;
+    d->registry.resetConnection(connection, identity.userId());
+    d->send(*c, encode({ { QLatin1String("op"), Op::Identity },
+                         { QLatin1String("identity"), identity.toJson() } }));
+    return true;
+}
+
+bool Server::disconnectClient(ConnectionId connection, quint16 closeCode, const QString &reason)
+{
+    if (!d->connection(connection))
+        return false;
+    d->dropConnection(connection, closeCode, reason);
+    return true;
+}
+
+int Server::listenCount() const
+{
+    return d->registry.listenCount();
+}
+
+int Server::keyCount() const
+{
+    return d->registry.keyCount();
+}
+
+} // namespace QtNotif

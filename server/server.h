@@ -1,0 +1,117 @@
+#pragma once
+
+#include <QtNotif/authresult.h>
+#include <QtNotif/identity.h>
+#include <QtNotif/request.h>
+
+#include <QtCore/QObject>
+#include <QtCore/QUrl>
+#include <QtNetwork/QHostAddress>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+
+namespace QtNotif {
+
+class AbstractNotifier;
+class ServerPrivate;
+
+// The server-wide listen authoriser: whether identity may listen to key of the named
+// notifier. A denied listen gets the error "listen_denied" and registers nothing.
+using ListenAuthorizer = std::function<bool(const Identity &identity, const QString &notifier,
+                                            const QJsonValue &key)>;
+
+// A qtnotif server: accepts WebSocket clients speaking qtnotif.v1, keeps the table of who
+// listens to which key of which notifier, and delivers notifications.
+//
+// Create notifiers on it (Notifier, SimpleNotifier), set an authenticator and handlers, then
+// listen(). Everything happens on the thread the server lives in; notify() alone may be called
+// from other threads (it is queued to this one).
+//
+// A client's listens are removed the moment it disconnects, its identity changes, or the
+// server closes: nothing waits for a timeout.
+class QTNOTIF_SERVER_EXPORT Server : public QObject
+{
+    Q_OBJECT
+public:
+    explicit Server(QObject *parent = nullptr);
+    ~Server() override;
+
+    // Starts accepting clients. Port 0 picks a free port (see serverPort()). Returns false and
+    // sets errorString() when the address cannot be bound.
+    bool listen(const QHostAddress &address = QHostAddress::LocalHost, quint16 port = 0);
+    // Stops accepting, closes every client connection (close code 1001, going away) and
+    // empties the listener table. Notifiers and handlers stay registered.
+    void close();
+    bool isListening() const;
+    quint16 serverPort() const;
+    // ws://address:port/ of the listening server; empty when not listening.
+    QUrl serverUrl() const;
+    QString errorString() const;
+
+    // Decides who a client is at the handshake. The default accepts everyone as anonymous.
+    void setAuthenticator(Authenticator authenticator);
+    // The server-wide listen authoriser; the default allows every listen.
+    void setListenAuthorizer(ListenAuthorizer authorizer);
+
+    // Registers the handler of upstream requests for method, replacing any previous one. A
+    // request for a method without handler gets the error "unknown_method".
+    void setHandler(const QString &method, Handler handler);
+    void removeHandler(const QString &method);
+
+    // The notifier registered under name, or nullptr. The server owns it.
+    AbstractNotifier *notifier(const QString &name) const;
+
+    // The interval of WebSocket pings to every client. A client not heard from for two
+    // intervals is closed (4408). 25 s by default: under common 30 s proxy idle timeouts.
+    void setHeartbeatInterval(std::chrono::milliseconds interval);
+    std::chrono::milliseconds heartbeatInterval() const;
+    // Largest frame a client may send; larger ones close the connection (1009). 64 KiB by
+    // default: client frames are small requests, and a larger one is a bug or an attack.
+    void setMaxFrameSize(qint64 bytes);
+    qint64 maxFrameSize() const;
+    // Listens one connection may hold; more get "too_many_listens". 1000 by default.
+    void setMaxListensPerConnection(int count);
+    int maxListensPerConnection() const;
+    // Longest key (in bytes of its JSON text) a client may listen to; longer keys get
+    // "invalid_key". 1 KiB by default.
+    void setMaxKeySize(int bytes);
+    int maxKeySize() const;
+
+    // Connected clients (authenticated, welcomed).
+    int connectionCount() const;
+    QList<ConnectionId> connections() const;
+    // The connections of one user.
+    QList<ConnectionId> connectionsOfUser(const QString &userId) const;
+    // The identity of a connection; anonymous when it does not exist.
+    Identity identity(ConnectionId connection) const;
+    // Changes who a connection is (a login on a live connection, say). Its listens are
+    // removed at once, since they were authorised for the old identity; the client is told
+    // with an "identity" frame and the client library listens again. Returns false when the
+    // connection does not exist.
+    bool setIdentity(ConnectionId connection, const Identity &identity);
+    // Closes one client connection with the given WebSocket close code and reason.
+    bool disconnectClient(ConnectionId connection, quint16 closeCode = 1000,
+                          const QString &reason = QString());
+
+    // Listens over all notifiers and connections, and keys with at least one listener: both
+    // are 0 when no client listens to anything.
+    int listenCount() const;
+    int keyCount() const;
+
+Q_SIGNALS:
+    // A client passed the handshake and the authenticator and was sent its welcome.
+    void clientConnected(QtNotif::ConnectionId connection, const QtNotif::Identity &identity);
+    // A client connection ended; its listens are already removed.
+    void clientDisconnected(QtNotif::ConnectionId connection);
+    // The authenticator refused a client (or it did not speak qtnotif.v1).
+    void clientRefused(const QString &reason);
+
+private:
+    friend class AbstractNotifier;
+    friend class RequestState;
+    std::unique_ptr<ServerPrivate> d;
+};
+
+} // namespace QtNotif

@@ -1,0 +1,118 @@
+#pragma once
+
+#include "registry_p.h"
+
+#include <QtNotif/abstractnotifier.h>
+#include <QtNotif/server.h>
+
+#include <QtCore/QElapsedTimer>
+#include <QtCore/QHash>
+#include <QtCore/QPointer>
+#include <QtCore/QTimer>
+#include <QtWebSockets/QWebSocket>
+#include <QtWebSockets/QWebSocketServer>
+
+#include <deque>
+#include <memory>
+#include <unordered_map>
+
+namespace QtNotif {
+
+namespace Protocol {
+struct ClientFrame;
+}
+
+struct DeleteLater
+{
+    void operator()(QObject *object) const { object->deleteLater(); }
+};
+
+// A notification held back because an earlier one for the same client still waits for its
+// asynchronous prepare. An empty text once ready means prepare left this client out.
+struct PendingNotif
+{
+    bool ready = false;
+    QString text;
+};
+
+// One welcomed client connection.
+struct Connection
+{
+    ConnectionId id = 0;
+    std::unique_ptr<QWebSocket, DeleteLater> socket;
+    Identity identity;
+    QElapsedTimer lastHeard; // restarted by every frame and pong
+    // Non-empty only while an asynchronous prepare is pending for this client: notifications
+    // wait here so that the client receives them in notify order.
+    std::deque<std::shared_ptr<PendingNotif>> ordered;
+};
+
+class ServerPrivate
+{
+public:
+    explicit ServerPrivate(Server *server);
+
+    Connection *connection(ConnectionId id);
+    void send(Connection &connection, const QString &text);
+    // Sends a notification frame, behind any still waiting for an asynchronous prepare.
+    void sendNotif(Connection &connection, const QString &text);
+    // A place in the client's notification order, filled in later by an asynchronous prepare.
+    std::shared_ptr<PendingNotif> reserveNotif(Connection &connection);
+    // Sends the ready notifications at the head of the client's order.
+    void flushOrdered(ConnectionId id);
+
+    void registerNotifier(AbstractNotifier *notifier);
+    void unregisterNotifier(AbstractNotifier *notifier);
+    // Tells the client of a listen the server removed or added.
+    void sendUnlistened(ConnectionId id, const QString &notifier, const QJsonValue &key,
+                        QLatin1String reason);
+
+    // Removes the connection from the tables now and closes its socket gracefully.
+    void dropConnection(ConnectionId id, quint16 closeCode, const QString &reason);
+
+    Server *q;
+    QWebSocketServer webSocketServer;
+    Registry registry;
+    std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections;
+    QHash<QString, AbstractNotifier *> notifiers;
+    QHash<QString, Handler> handlers;
+    Authenticator authenticator;
+    ListenAuthorizer listenAuthorizer;
+    QTimer heartbeat;
+    ConnectionId lastId = 0;
+    QString errorString;
+
+    std::chrono::milliseconds heartbeatInterval{ 25000 };
+    qint64 maxFrameSize = 64 * 1024;
+    int maxListens = 1000;
+    int maxKeySize = 1024;
+
+private:
+    void onNewConnection();
+    void accept(QWebSocket *socket);
+    void closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason);
+    void onTextMessage(ConnectionId id, const QString &message);
+    void onHeartbeat();
+    void handleListen(Connection &connection, const Protocol::ClientFrame &frame);
+    void handleUnlisten(Connection &connection, const Protocol::ClientFrame &frame);
+    void handleRequest(Connection &connection, const Protocol::ClientFrame &frame);
+    QString welcomeFrame(const Connection &connection) const;
+};
+
+// What a Request handle shares with its copies.
+class RequestState
+{
+public:
+    ~RequestState();
+    void answer(const QString &frame);
+
+    QPointer<Server> server;
+    ConnectionId connection = 0;
+    qint64 id = 0;
+    Identity identity;
+    QString method;
+    QJsonValue payload;
+    bool answered = false;
+};
+
+} // namespace QtNotif

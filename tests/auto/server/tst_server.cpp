@@ -1,0 +1,766 @@
+// The server over real WebSocket connections on loopback, spoken to in raw qtnotif.v1 frames.
+#include "testpeer.h"
+
+#include <QtNotif/notifier.h>
+#include <QtNotif/server.h>
+
+#include <QtCore/QPromise>
+#include <QtCore/QThread>
+#include <QtCore/QTimer>
+#include <QtNetwork/QTcpSocket>
+#include <QtTest/QSignalSpy>
+#include <QtTest/QTest>
+
+#include <memory>
+
+using namespace QtNotif;
+using namespace std::chrono_literals;
+
+struct ChatMessage
+{
+    Q_GADGET
+    Q_PROPERTY(QString from MEMBER from)
+    Q_PROPERTY(QString text MEMBER text)
+public:
+    QString from;
+    QString text;
+};
+
+class tst_Server : public QObject
+{
+    Q_OBJECT
+private Q_SLOTS:
+    void init();
+    void cleanup();
+
+    void welcomeCarriesIdentityAndLimits();
+    void listenNotifyUnlisten();
+    void listenTwiceIsHarmless();
+    void twoNotifiersOnOneConnection();
+    void gadgetNotificationsAndIntegerKeys();
+    void prepareTransformsPerIdentity();
+    void prepareBlocksByIdentity();
+    void asyncPrepareKeepsNotifyOrder();
+    void callbackPrepareKeepsNotifyOrder();
+    void authenticatorSeesHeadersQueryAndCookies();
+    void authenticatorRefusal();
+    void missingSubprotocolIsRefused();
+    void listenDeniedByServerAuthorizer();
+    void listenDeniedByNotifierAuthorizer();
+    void listenErrors_data();
+    void listenErrors();
+    void tooManyListens();
+    void upstreamCallAndReply();
+    void upstreamErrors();
+    void notForMeFromAHandler();
+    void notForUser();
+    void unlistenUserIsObservedByTheClient();
+    void serverSideListenAndUnlisten();
+    void disconnectLeavesRegistryEmpty();
+    void identityChangeDropsListens();
+    void malformedFramesGetErrorsWhileOthersKeepReceiving_data();
+    void malformedFramesGetErrorsWhileOthersKeepReceiving();
+    void frameBeyondLimitClosesOnlyThatClient();
+    void deadPeerIsDroppedByHeartbeat();
+    void notifyFromAnotherThreadIsQueued();
+    void deletedNotifierTellsItsListeners();
+    void closeDisconnectsEveryone();
+    void duplicateNotifierNameIsRejected();
+
+private:
+    std::unique_ptr<TestPeer> connectPeer(const QList<QPair<QByteArray, QByteArray>> &headers = {});
+    bool waitForNotifs(TestPeer &peer, int count);
+
+    std::unique_ptr<Server> server;
+};
+
+void tst_Server::init()
+{
+    server = std::make_unique<Server>();
+    QVERIFY(server->listen(QHostAddress::LocalHost, 0));
+}
+
+void tst_Server::cleanup()
+{
+    server.reset();
+}
+
+std::unique_ptr<TestPeer> tst_Server::connectPeer(
+        const QList<QPair<QByteArray, QByteArray>> &headers)
+{
+    auto peer = std::make_unique<TestPeer>();
+    if (!peer->open(server->serverUrl(), headers))
+        qWarning("peer did not get its welcome");
+    return peer;
+}
+
+bool tst_Server::waitForNotifs(TestPeer &peer, int count)
+{
+    return QTest::qWaitFor([&] { return peer.framesOf("notif").size() >= count; }, 5000);
+}
+
+// An authenticator for tests: "Authorization: Bearer <user>" names the user.
+static AuthResult userFromBearer(const HandshakeRequest &request)
+{
+    const QByteArray user = request.bearerToken();
+    if (user.isEmpty())
+        return AuthResult::anonymous();
+    return AuthResult::accept(Identity::user(QString::fromUtf8(user), { { "role", "member" } }));
+}
+
+static QList<QPair<QByteArray, QByteArray>> bearer(const QByteArray &user)
+{
+    return { { "Authorization", "Bearer " + user } };
+}
+
+void tst_Server::welcomeCarriesIdentityAndLimits()
+{
+    server->setAuthenticator(userFromBearer);
+    server->setHeartbeatInterval(7s);
+    QSignalSpy connected(server.get(), &Server::clientConnected);
+    auto alice = connectPeer(bearer("alice"));
+    const QJsonObject welcome = alice->welcome();
+    QCOMPARE(welcome["protocol"].toInt(), 1);
+    QCOMPARE(welcome["identity"]["user"].toString(), QString("alice"));
+    QCOMPARE(welcome["identity"]["attributes"]["role"].toString(), QString("member"));
+    QCOMPARE(welcome["heartbeat"].toInt(), 7000);
+    QCOMPARE(welcome["limits"]["maxFrameSize"].toInt(), 65536);
+    QCOMPARE(welcome["limits"]["maxListens"].toInt(), 1000);
+    QCOMPARE(alice->socket.subprotocol(), QString("qtnotif.v1"));
+    QTRY_COMPARE(connected.size(), 1);
+    const auto id = connected.at(0).at(0).value<ConnectionId>();
+    QCOMPARE(welcome["connection"].toString(), QString::number(id));
+    QCOMPARE(server->identity(id).userId(), QString("alice"));
+
+    auto anonymous = connectPeer();
+    const QJsonObject anonymousWelcome = anonymous->welcome();
+    QVERIFY(anonymousWelcome["identity"]["user"].isNull());
+    QCOMPARE(server->connectionCount(), 2);
+}
+
+void tst_Server::listenNotifyUnlisten()
+{
+    auto *chat = new SimpleNotifier<QString, QJsonObject>(server.get(), "chat");
+    auto peer = connectPeer();
+    const QJsonObject ack = peer->answerTo(peer->listen("chat", "room1"));
+    QCOMPARE(ack["op"].toString(), QString("ack"));
+    QCOMPARE(ack["alreadyListening"].toBool(), false);
+    QCOMPARE(chat->listenerCount("room1"), 1);
+
+    chat->notify("room1", { { "text", "hello" } });
+    chat->notify("room2", { { "text", "nobody listens" } });
+    chat->notify("room1", { { "text", "again" } });
+    QVERIFY(waitForNotifs(*peer, 2));
+    const QJsonObject first = peer->framesOf("notif").at(0);
+    QCOMPARE(first["notifier"].toString(), QString("chat"));
+    QCOMPARE(first["key"].toString(), QString("room1"));
+    QCOMPARE(first["seq"].toInt(), 1);
+    QCOMPARE(first["data"]["text"].toString(), QString("hello"));
+    QCOMPARE(peer->framesOf("notif").at(1)["seq"].toInt(), 2);
+
+    const QJsonObject unlistenAck = peer->answerTo(peer->unlisten("chat", "room1"));
+    QCOMPARE(unlistenAck["wasListening"].toBool(), true);
+    QCOMPARE(peer->answerTo(peer->unlisten("chat", "room1"))["wasListening"].toBool(), false);
+    QCOMPARE(chat->listenerCount("room1"), 0);
+    QCOMPARE(server->keyCount(), 0);
+
+    // A marker notify on another key proves nothing more came for room1 meanwhile.
+    QVERIFY(peer->listenAndWait("chat", "marker"));
+    chat->notify("room1", { { "text", "after unlisten" } });
+    chat->notify("marker", {});
+    QVERIFY(waitForNotifs(*peer, 3));
+    QCOMPARE(peer->framesOf("notif").at(2)["key"].toString(), QString("marker"));
+}
+
+void tst_Server::listenTwiceIsHarmless()
+{
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    auto peer = connectPeer();
+    QVERIFY(peer->listenAndWait("chat", "a"));
+    QCOMPARE(peer->answerTo(peer->listen("chat", "a"))["alreadyListening"].toBool(), true);
+    QCOMPARE(chat->listenerCount("a"), 1);
+    chat->notify("a", "once");
+    chat->notify("a", "twice");
+    QVERIFY(waitForNotifs(*peer, 2));
+    QCOMPARE(peer->framesOf("notif").at(0)["data"].toString(), QString("once"));
+    QCOMPARE(peer->framesOf("notif").at(1)["data"].toString(), QString("twice"));
+}
+
+void tst_Server::twoNotifiersOnOneConnection()
+{
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    auto *jobs = new SimpleNotifier<int, QVariantMap>(server.get(), "jobs");
+    auto peer = connectPeer();
+    QVERIFY(peer->listenAndWait("chat", "a"));
+    QVERIFY(peer->listenAndWait("jobs", 7));
+    jobs->notify(7, { { "done", true } });
+    chat->notify("a", "hi");
+    QVERIFY(waitForNotifs(*peer, 2));
+    const auto notifs = peer->framesOf("notif");
+    QCOMPARE(notifs.at(0)["notifier"].toString(), QString("jobs"));
+    QCOMPARE(notifs.at(0)["key"].toInt(), 7);
+    QCOMPARE(notifs.at(0)["data"]["done"].toBool(), true);
+    QCOMPARE(notifs.at(1)["notifier"].toString(), QString("chat"));
+    // The same key on two notifiers is two different keys.
+    QCOMPARE(chat->listenerCount("a"), 1);
+    QCOMPARE(server->keyCount(), 2);
+}
+
+void tst_Server::gadgetNotificationsAndIntegerKeys()
+{
+    auto *chat = new SimpleNotifier<qint64, ChatMessage>(server.get(), "chat");
+    auto peer = connectPeer();
+    QVERIFY(peer->listenAndWait("chat", 42));
+    chat->notify(42, ChatMessage{ "alice", "hi" });
+    QVERIFY(waitForNotifs(*peer, 1));
+    const QJsonObject data = peer->framesOf("notif").at(0)["data"].toObject();
+    QCOMPARE(data["from"].toString(), QString("alice"));
+    QCOMPARE(data["text"].toString(), QString("hi"));
+}
+
+void tst_Server::prepareTransformsPerIdentity()
+{
+    server->setAuthenticator(userFromBearer);
+    // ServerNotif is the message; each client gets it addressed to them.
+    auto *chat = new Notifier<QString, ChatMessage, QVariantMap>(
+            server.get(), "chat", [](const Identity &identity, const ChatMessage &message) {
+                return std::optional<QVariantMap>(
+                        { { "text", message.text },
+                          { "mine", identity.userId() == message.from },
+                          { "to", identity.isAnonymous() ? "guest" : identity.userId() } });
+            });
+    auto alice = connectPeer(bearer("alice"));
+    auto bob = connectPeer(bearer("bob"));
+    auto guest = connectPeer();
+    for (TestPeer *peer : { alice.get(), bob.get(), guest.get() })
+        QVERIFY(peer->listenAndWait("chat", "room"));
+    chat->notify("room", ChatMessage{ "alice", "hello" });
+    for (TestPeer *peer : { alice.get(), bob.get(), guest.get() })
+        QVERIFY(waitForNotifs(*peer, 1));
+    QCOMPARE(alice->framesOf("notif").at(0)["data"]["mine"].toBool(), true);
+    QCOMPARE(bob->framesOf("notif").at(0)["data"]["mine"].toBool(), false);
+    QCOMPARE(bob->framesOf("notif").at(0)["data"]["to"].toString(), QString("bob"));
+    QCOMPARE(guest->framesOf("notif").at(0)["data"]["to"].toString(), QString("guest"));
+    QCOMPARE(guest->framesOf("notif").at(0)["data"]["text"].toString(), QString("hello"));
+}
+
+void tst_Server::prepareBlocksByIdentity()
+{
+    server->setAuthenticator(userFromBearer);
+    // Bob blocked alice: he does not receive her messages.
+    auto *chat = new Notifier<QString, ChatMessage>(
+            server.get(), "chat",
+            [](const Identity &identity, const ChatMessage &message) -> std::optional<ChatMessage> {
+                if (identity.userId() == "bob" && message.from == "alice")
+                    return std::nullopt;
+                return message;
+            });
+    auto alice = connectPeer(bearer("alice"));
+    auto bob = connectPeer(bearer("bob"));
+    QVERIFY(alice->listenAndWait("chat", "room"));
+    QVERIFY(bob->listenAndWait("chat", "room"));
+    chat->notify("room", ChatMessage{ "alice", "from alice" });
+    chat->notify("room", ChatMessage{ "carol", "from carol" });
+    QVERIFY(waitForNotifs(*alice, 2));
+    QVERIFY(waitForNotifs(*bob, 1));
+    QCOMPARE(bob->framesOf("notif").size(), 1);
+    QCOMPARE(bob->framesOf("notif").at(0)["data"]["text"].toString(), QString("from carol"));
+    // The sequence number is the key's: bob sees 2, and knows one was not for him.
+    QCOMPARE(bob->framesOf("notif").at(0)["seq"].toInt(), 2);
+}
+
+void tst_Server::asyncPrepareKeepsNotifyOrder()
+{
+    // Each prepare finishes after a delay that shrinks with n, so later notifications are
+    // prepared first; the client must still receive 1, 2, 3, 4, 5.
+    auto *jobs = new Notifier<QString, int>(
+            server.get(), "jobs", [this](const Identity &, const int &n) {
+                auto promise = std::make_shared<QPromise<std::optional<int>>>();
+                promise->start();
+                QTimer::singleShot((6 - n) * 20, server.get(), [promise, n] {
+                    promise->addResult(n == 3 ? std::nullopt : std::optional<int>(n));
+                    promise->finish();
+                });
+                return promise->future();
+            });
+    auto peer = connectPeer();
+    auto other = connectPeer();
+    QVERIFY(peer->listenAndWait("jobs", "k"));
+    QVERIFY(other->listenAndWait("jobs", "k"));
+    for (int n = 1; n <= 5; ++n)
+        jobs->notify("k", n);
+    QVERIFY(waitForNotifs(*peer, 4));
+    QVERIFY(waitForNotifs(*other, 4));
+    QList<int> received;
+    for (const QJsonObject &frame : peer->framesOf("notif"))
+        received.append(frame["data"].toInt());
+    QCOMPARE(received, QList<int>({ 1, 2, 4, 5 }));
+}
+
+void tst_Server::callbackPrepareKeepsNotifyOrder()
+{
+    using Jobs = Notifier<QString, int>;
+    // The callback form, answering odd numbers at once and even ones later.
+    auto *jobs = new Jobs(server.get(), "jobs",
+                          [this](const Identity &, const int &n, Jobs::Done done) {
+                              if (n % 2)
+                                  done(n);
+                              else
+                                  QTimer::singleShot(50, server.get(), [done, n] { done(n * 10); });
+                          });
+    auto peer = connectPeer();
+    QVERIFY(peer->listenAndWait("jobs", "k"));
+    for (int n = 1; n <= 4; ++n)
+        jobs->notify("k", n);
+    QVERIFY(waitForNotifs(*peer, 4));
+    QList<int> received;
+    for (const QJsonObject &frame : peer->framesOf("notif"))
+        received.append(frame["data"].toInt());
+    QCOMPARE(received, QList<int>({ 1, 20, 3, 40 }));
+}
+
+void tst_Server::authenticatorSeesHeadersQueryAndCookies()
+{
+    HandshakeRequest seen;
+    server->setAuthenticator([&seen](const HandshakeRequest &request) {
+        seen = request;
+        return AuthResult::anonymous();
+    });
+    auto peer = std::make_unique<TestPeer>();
+    QUrl url = server->serverUrl();
+    url.setQuery("token=abc%20def&room=1");
+    QVERIFY(peer->open(url, { { "Cookie", "session=s3cret; theme=dark" }, { "X-App", "demo" } }));
+    QCOMPARE(seen.queryItem("token"), QString("abc def"));
+    QVERIFY(seen.queryItem("absent").isNull());
+    QCOMPARE(seen.cookie("session"), QByteArray("s3cret"));
+    QCOMPARE(seen.cookie("theme"), QByteArray("dark"));
+    QCOMPARE(seen.header("x-app"), QByteArray("demo"));
+    QVERIFY(seen.peerAddress().isLoopback());
+}
+
+void tst_Server::authenticatorRefusal()
+{
+    server->setAuthenticator([](const HandshakeRequest &request) {
+        return request.bearerToken() == "good" ? AuthResult::anonymous()
+                                               : AuthResult::refuse("token expired");
+    });
+    QSignalSpy refused(server.get(), &Server::clientRefused);
+    TestPeer peer;
+    QVERIFY(peer.open(server->serverUrl(), bearer("bad"), { "qtnotif.v1" }, false));
+    QCOMPARE(int(peer.socket.closeCode()), 4401);
+    QCOMPARE(peer.socket.closeReason(), QString("token expired"));
+    QVERIFY(peer.framesOf("welcome").isEmpty());
+    QCOMPARE(refused.size(), 1);
+    QCOMPARE(server->connectionCount(), 0);
+
+    auto good = connectPeer(bearer("good"));
+    QVERIFY(!good->welcome().isEmpty());
+}
+
+void tst_Server::missingSubprotocolIsRefused()
+{
+    TestPeer peer;
+    QVERIFY(peer.open(server->serverUrl(), {}, {}, false));
+    QCOMPARE(int(peer.socket.closeCode()), 4400);
+    QVERIFY(peer.socket.closeReason().contains("qtnotif.v1"));
+    QCOMPARE(server->connectionCount(), 0);
+}
+
+void tst_Server::listenDeniedByServerAuthorizer()
+{
+    server->setAuthenticator(userFromBearer);
+    new SimpleNotifier<QString, QString>(server.get(), "chat");
+    server->setListenAuthorizer([](const Identity &identity, const QString &notifier,
+                                   const QJsonValue &key) {
+        return notifier == "chat" && (key.toString() != "staff" || identity.userId() == "boss");
+    });
+    auto alice = connectPeer(bearer("alice"));
+    const QJsonObject denied = alice->answerTo(alice->listen("chat", "staff"));
+    QCOMPARE(denied["op"].toString(), QString("error"));
+    QCOMPARE(denied["code"].toString(), QString("listen_denied"));
+    QCOMPARE(server->listenCount(), 0);
+    QVERIFY(alice->listenAndWait("chat", "lobby"));
+    auto boss = connectPeer(bearer("boss"));
+    QVERIFY(boss->listenAndWait("chat", "staff"));
+}
+
+void tst_Server::listenDeniedByNotifierAuthorizer()
+{
+    server->setAuthenticator(userFromBearer);
+    auto *inbox = new SimpleNotifier<QString, QString>(server.get(), "inbox");
+    // Only the owner listens to their inbox: a claim-style rule on the typed key.
+    inbox->setListenAuthorizer(
+            [](const Identity &identity, const QString &key) { return key == identity.userId(); });
+    auto alice = connectPeer(bearer("alice"));
+    QCOMPARE(alice->answerTo(alice->listen("inbox", "bob"))["code"].toString(),
+             QString("listen_denied"));
+    QVERIFY(alice->listenAndWait("inbox", "alice"));
+    QCOMPARE(server->listenCount(), 1);
+}
+
+void tst_Server::listenErrors_data()
+{
+    QTest::addColumn<QString>("notifier");
+    QTest::addColumn<QJsonValue>("key");
+    QTest::addColumn<QString>("code");
+    QTest::addRow("unknown notifier") << "nope" << QJsonValue("a") << "unknown_notifier";
+    QTest::addRow("key of the wrong type") << "numbers" << QJsonValue("a") << "invalid_key";
+    QTest::addRow("fractional key for an integer key")
+            << "numbers" << QJsonValue(1.5) << "invalid_key";
+    QTest::addRow("key longer than the limit")
+            << "chat" << QJsonValue(QString(2000, QChar(u'k'))) << "invalid_key";
+}
+
+void tst_Server::listenErrors()
+{
+    QFETCH(QString, notifier);
+    QFETCH(QJsonValue, key);
+    QFETCH(QString, code);
+    new SimpleNotifier<QString, QString>(server.get(), "chat");
+    new SimpleNotifier<int, QString>(server.get(), "numbers");
+    auto peer = connectPeer();
+    const qint64 id = peer->listen(notifier, key);
+    const QJsonObject error = peer->answerTo(id);
+    QCOMPARE(error["op"].toString(), QString("error"));
+    QCOMPARE(error["code"].toString(), code);
+    QCOMPARE(error["id"].toInteger(), id);
+    QCOMPARE(server->listenCount(), 0);
+}
+
+void tst_Server::tooManyListens()
+{
+    server->setMaxListensPerConnection(3);
+    new SimpleNotifier<int, QString>(server.get(), "n");
+    auto peer = connectPeer();
+    for (int i = 0; i < 3; ++i)
+        QVERIFY(peer->listenAndWait("n", i));
+    QCOMPARE(peer->answerTo(peer->listen("n", 3))["code"].toString(), QString("too_many_listens"));
+    QCOMPARE(server->listenCount(), 3);
+}
+
+void tst_Server::upstreamCallAndReply()
+{
+    server->setAuthenticator(userFromBearer);
+    server->setHandler("add", [](const Request &request) {
+        const auto numbers = request.payloadAs<QList<int>>();
+        if (!numbers) {
+            request.fail("bad_numbers", "send a list of integers");
+            return;
+        }
+        int sum = 0;
+        for (int n : *numbers)
+            sum += n;
+        request.reply(QJsonObject{ { "sum", sum }, { "by", request.identity().userId() } });
+    });
+    // An asynchronous handler: answers later, from a copy of the request.
+    server->setHandler("later", [this](const Request &request) {
+        QTimer::singleShot(20, server.get(), [request] { request.reply("done"); });
+    });
+    auto alice = connectPeer(bearer("alice"));
+    const QJsonObject reply = alice->answerTo(alice->request("add", QJsonArray{ 1, 2, 3 }));
+    QCOMPARE(reply["op"].toString(), QString("reply"));
+    QCOMPARE(reply["result"]["sum"].toInt(), 6);
+    QCOMPARE(reply["result"]["by"].toString(), QString("alice"));
+    const QJsonObject failed = alice->answerTo(alice->request("add", "x"));
+    QCOMPARE(failed["code"].toString(), QString("bad_numbers"));
+    QCOMPARE(alice->answerTo(alice->request("later", {}))["result"].toString(), QString("done"));
+}
+
+void tst_Server::upstreamErrors()
+{
+    server->setHandler("forget", [](const Request &) {});
+    server->setHandler("twice", [](const Request &request) {
+        request.reply(1);
+        request.reply(2);
+        request.fail("x", "y");
+    });
+    auto peer = connectPeer();
+    QCOMPARE(peer->answerTo(peer->request("nope", {}))["code"].toString(),
+             QString("unknown_method"));
+    QCOMPARE(peer->answerTo(peer->request("forget", {}))["code"].toString(), QString("no_reply"));
+    const qint64 id = peer->request("twice", {});
+    QCOMPARE(peer->answerTo(id)["result"].toInt(), 1);
+    // The marker request is answered after everything "twice" could have sent.
+    QVERIFY(!peer->answerTo(peer->request("nope", {})).isEmpty());
+    int answers = 0;
+    for (const QJsonObject &frame : std::as_const(peer->frames))
+        answers += frame["id"].toInteger() == id ? 1 : 0;
+    QCOMPARE(answers, 1);
+}
+
+void tst_Server::notForMeFromAHandler()
+{
+    server->setAuthenticator(userFromBearer);
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    server->setHandler("say", [chat](const Request &request) {
+        chat->notify("room", request.payload().toString(), request.me());
+        request.reply();
+    });
+    auto alice1 = connectPeer(bearer("alice"));
+    auto alice2 = connectPeer(bearer("alice"));
+    auto bob = connectPeer(bearer("bob"));
+    for (TestPeer *peer : { alice1.get(), alice2.get(), bob.get() })
+        QVERIFY(peer->listenAndWait("chat", "room"));
+    QCOMPARE(alice1->answerTo(alice1->request("say", "hi"))["op"].toString(), QString("reply"));
+    QVERIFY(waitForNotifs(*bob, 1));
+    QVERIFY(waitForNotifs(*alice2, 1)); // the same user on another connection receives it
+    chat->notify("room", "marker");
+    QVERIFY(waitForNotifs(*alice1, 1));
+    QCOMPARE(alice1->framesOf("notif").at(0)["data"].toString(), QString("marker"));
+}
+
+void tst_Server::notForUser()
+{
+    server->setAuthenticator(userFromBearer);
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    auto alice1 = connectPeer(bearer("alice"));
+    auto alice2 = connectPeer(bearer("alice"));
+    auto bob = connectPeer(bearer("bob"));
+    auto guest = connectPeer();
+    for (TestPeer *peer : { alice1.get(), alice2.get(), bob.get(), guest.get() })
+        QVERIFY(peer->listenAndWait("chat", "room"));
+    chat->notify("room", "not for alice", NotFor::user("alice"));
+    chat->notify("room", "marker");
+    QVERIFY(waitForNotifs(*bob, 2));
+    QVERIFY(waitForNotifs(*guest, 2));
+    QVERIFY(waitForNotifs(*alice1, 1));
+    QVERIFY(waitForNotifs(*alice2, 1));
+    QCOMPARE(alice1->framesOf("notif").at(0)["data"].toString(), QString("marker"));
+    QCOMPARE(alice2->framesOf("notif").at(0)["data"].toString(), QString("marker"));
+}
+
+void tst_Server::unlistenUserIsObservedByTheClient()
+{
+    server->setAuthenticator(userFromBearer);
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    auto alice1 = connectPeer(bearer("alice"));
+    auto alice2 = connectPeer(bearer("alice"));
+    auto bob = connectPeer(bearer("bob"));
+    for (TestPeer *peer : { alice1.get(), alice2.get(), bob.get() })
+        QVERIFY(peer->listenAndWait("chat", "room"));
+    QCOMPARE(chat->unlistenUser("alice", "room"), 2);
+    for (TestPeer *peer : { alice1.get(), alice2.get() }) {
+        QTRY_COMPARE(peer->framesOf("unlistened").size(), 1);
+        const QJsonObject frame = peer->framesOf("unlistened").at(0);
+        QCOMPARE(frame["notifier"].toString(), QString("chat"));
+        QCOMPARE(frame["key"].toString(), QString("room"));
+        QCOMPARE(frame["reason"].toString(), QString("user"));
+    }
+    QCOMPARE(chat->listenerCount("room"), 1);
+    chat->notify("room", "only bob");
+    QVERIFY(waitForNotifs(*bob, 1));
+    QVERIFY(bob->framesOf("unlistened").isEmpty());
+}
+
+void tst_Server::serverSideListenAndUnlisten()
+{
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    QSignalSpy connected(server.get(), &Server::clientConnected);
+    auto peer = connectPeer();
+    QTRY_COMPARE(connected.size(), 1);
+    const auto id = connected.at(0).at(0).value<ConnectionId>();
+    QVERIFY(chat->listen(id, "announcements"));
+    QVERIFY(!chat->listen(id, "announcements"));
+    QTRY_COMPARE(peer->framesOf("listened").size(), 1);
+    QCOMPARE(peer->framesOf("listened").at(0)["key"].toString(), QString("announcements"));
+    chat->notify("announcements", "welcome");
+    QVERIFY(waitForNotifs(*peer, 1));
+    QVERIFY(chat->unlisten(id, "announcements"));
+    QVERIFY(!chat->unlisten(id, "announcements"));
+    QTRY_COMPARE(peer->framesOf("unlistened").size(), 1);
+    QCOMPARE(peer->framesOf("unlistened").at(0)["reason"].toString(), QString("server"));
+    QVERIFY(!chat->listen(999, "announcements"));
+}
+
+void tst_Server::disconnectLeavesRegistryEmpty()
+{
+    server->setAuthenticator(userFromBearer);
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    QSignalSpy gone(server.get(), &Server::clientDisconnected);
+    auto alice = connectPeer(bearer("alice"));
+    auto bob = connectPeer(bearer("bob"));
+    QVERIFY(alice->listenAndWait("chat", "a"));
+    QVERIFY(alice->listenAndWait("chat", "b"));
+    QVERIFY(bob->listenAndWait("chat", "a"));
+    QCOMPARE(server->listenCount(), 3);
+    alice->socket.close();
+    QTRY_COMPARE(gone.size(), 1);
+    QCOMPARE(server->listenCount(), 1);
+    QCOMPARE(server->connectionsOfUser("alice").size(), 0);
+    bob->socket.abort(); // abrupt: no close handshake
+    QTRY_COMPARE(gone.size(), 2);
+    QCOMPARE(server->listenCount(), 0);
+    QCOMPARE(server->keyCount(), 0);
+    QCOMPARE(server->connectionCount(), 0);
+    QCOMPARE(chat->keyCount(), 0);
+}
+
+void tst_Server::identityChangeDropsListens()
+{
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    QSignalSpy connected(server.get(), &Server::clientConnected);
+    auto peer = connectPeer();
+    QTRY_COMPARE(connected.size(), 1);
+    const auto id = connected.at(0).at(0).value<ConnectionId>();
+    QVERIFY(peer->listenAndWait("chat", "a"));
+    QVERIFY(server->setIdentity(id, Identity::user("carol")));
+    QTRY_COMPARE(peer->framesOf("identity").size(), 1);
+    QCOMPARE(peer->framesOf("identity").at(0)["identity"]["user"].toString(), QString("carol"));
+    QCOMPARE(server->listenCount(), 0);
+    QCOMPARE(server->connectionsOfUser("carol"), QList<ConnectionId>{ id });
+    // Listening again works under the new identity.
+    QVERIFY(peer->listenAndWait("chat", "a"));
+    chat->notify("a", "x", NotFor::user("carol"));
+    chat->notify("a", "y");
+    QVERIFY(waitForNotifs(*peer, 1));
+    QCOMPARE(peer->framesOf("notif").at(0)["data"].toString(), QString("y"));
+    QVERIFY(!server->setIdentity(999, Identity()));
+}
+
+void tst_Server::malformedFramesGetErrorsWhileOthersKeepReceiving_data()
+{
+    QTest::addColumn<QString>("frame");
+    QTest::addColumn<QString>("code");
+    QTest::addRow("not JSON") << "hello there"
+                              << "invalid_json";
+    QTest::addRow("JSON array") << "[1,2,3]"
+                                << "not_an_object";
+    // Qt parses only objects and arrays at the top: a bare scalar is not JSON to it.
+    QTest::addRow("JSON string") << "\"listen\""
+                                 << "invalid_json";
+    QTest::addRow("no op") << R"({"id":1})"
+                           << "invalid_field";
+    QTest::addRow("wrong types") << R"({"op":"listen","id":"x","notifier":[],"key":{}})"
+                                 << "invalid_field";
+    QTest::addRow("unknown op") << R"({"op":"subscribe","id":1})"
+                                << "unknown_op";
+    QTest::addRow("huge number id") << R"({"op":"listen","id":1e999,"notifier":"chat","key":"a"})"
+                                    << "invalid_json";
+    QTest::addRow("deep nesting") << QString(3000, QChar(u'[')) + QString(3000, QChar(u']'))
+                                  << "invalid_json";
+    QTest::addRow("binary frame") << QString() << "binary_frame";
+}
+
+void tst_Server::malformedFramesGetErrorsWhileOthersKeepReceiving()
+{
+    QFETCH(QString, frame);
+    QFETCH(QString, code);
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    auto bad = connectPeer();
+    auto good = connectPeer();
+    QVERIFY(good->listenAndWait("chat", "room"));
+    QVERIFY(bad->listenAndWait("chat", "room"));
+    for (int round = 0; round < 3; ++round) {
+        if (frame.isEmpty())
+            bad->socket.sendBinaryMessage("\x01\x02");
+        else
+            bad->sendText(frame);
+        chat->notify("room", QString::number(round));
+    }
+    QTRY_COMPARE(bad->framesOf("error").size(), 3);
+    for (const QJsonObject &error : bad->framesOf("error")) {
+        QCOMPARE(error["code"].toString(), code);
+        QVERIFY(!error["message"].toString().isEmpty());
+    }
+    QVERIFY(waitForNotifs(*good, 3));
+    QVERIFY(waitForNotifs(*bad, 3)); // a bad frame costs the sender nothing but an error
+    QCOMPARE(server->connectionCount(), 2);
+}
+
+void tst_Server::frameBeyondLimitClosesOnlyThatClient()
+{
+    server->setMaxFrameSize(1024);
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    auto big = connectPeer();
+    auto good = connectPeer();
+    QVERIFY(good->listenAndWait("chat", "room"));
+    const QJsonObject bigWelcome = big->welcome();
+    QCOMPARE(bigWelcome["limits"]["maxFrameSize"].toInt(), 1024);
+    big->sendText(QString(4096, QChar(u'x')));
+    QTRY_VERIFY(big->disconnected);
+    QCOMPARE(int(big->socket.closeCode()), 1009);
+    chat->notify("room", "still here");
+    QVERIFY(waitForNotifs(*good, 1));
+    QTRY_COMPARE(server->connectionCount(), 1);
+}
+
+void tst_Server::deadPeerIsDroppedByHeartbeat()
+{
+    server->setHeartbeatInterval(100ms);
+    QSignalSpy connected(server.get(), &Server::clientConnected);
+    QSignalSpy gone(server.get(), &Server::clientDisconnected);
+    // A raw TCP peer that completes the upgrade and then never reads or answers again: the
+    // server's pings go unanswered, as with a peer that vanished without a FIN.
+    QTcpSocket raw;
+    raw.connectToHost(QHostAddress::LocalHost, server->serverPort());
+    QVERIFY(raw.waitForConnected(5000));
+    raw.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+              "Sec-WebSocket-Protocol: qtnotif.v1\r\n\r\n");
+    QTRY_COMPARE(connected.size(), 1);
+    auto healthy = connectPeer();
+    QTRY_COMPARE_WITH_TIMEOUT(gone.size(), 1, 5000);
+    QCOMPARE(gone.at(0).at(0).value<ConnectionId>(), connected.at(0).at(0).value<ConnectionId>());
+    // The healthy client answers pings (Qt pongs by itself) and stays.
+    QCOMPARE(server->connectionCount(), 1);
+}
+
+void tst_Server::notifyFromAnotherThreadIsQueued()
+{
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    auto peer = connectPeer();
+    QVERIFY(peer->listenAndWait("chat", "room"));
+    std::unique_ptr<QThread> worker(QThread::create([chat] {
+        for (int i = 0; i < 10; ++i)
+            chat->notify("room", QString::number(i));
+    }));
+    worker->start();
+    QVERIFY(worker->wait(5000));
+    QVERIFY(waitForNotifs(*peer, 10));
+    QCOMPARE(peer->framesOf("notif").at(9)["data"].toString(), QString("9"));
+}
+
+void tst_Server::deletedNotifierTellsItsListeners()
+{
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    auto peer = connectPeer();
+    QVERIFY(peer->listenAndWait("chat", "room"));
+    delete chat;
+    QCOMPARE(server->notifier("chat"), nullptr);
+    QCOMPARE(server->listenCount(), 0);
+    QTRY_COMPARE(peer->framesOf("unlistened").size(), 1);
+    QCOMPARE(peer->framesOf("unlistened").at(0)["reason"].toString(), QString("notifier"));
+    QCOMPARE(peer->answerTo(peer->listen("chat", "room"))["code"].toString(),
+             QString("unknown_notifier"));
+}
+
+void tst_Server::closeDisconnectsEveryone()
+{
+    new SimpleNotifier<QString, QString>(server.get(), "chat");
+    auto a = connectPeer();
+    auto b = connectPeer();
+    QVERIFY(a->listenAndWait("chat", "room"));
+    QVERIFY(b->listenAndWait("chat", "room"));
+    server->close();
+    QVERIFY(!server->isListening());
+    QCOMPARE(server->listenCount(), 0);
+    QCOMPARE(server->connectionCount(), 0);
+    QTRY_VERIFY(a->disconnected);
+    QTRY_VERIFY(b->disconnected);
+    QCOMPARE(int(a->socket.closeCode()), 1001);
+}
+
+void tst_Server::duplicateNotifierNameIsRejected()
+{
+    auto *first = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    QTest::ignoreMessage(QtCriticalMsg, QRegularExpression("already registered"));
+    auto *second = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    QVERIFY(first->isRegistered());
+    QVERIFY(!second->isRegistered());
+    QCOMPARE(server->notifier("chat"), first);
+    delete second; // must not unregister the first
+    QCOMPARE(server->notifier("chat"), first);
+}
+
+QTEST_GUILESS_MAIN(tst_Server)
+#include "tst_server.moc"
