@@ -82,16 +82,66 @@ int AbstractNotifier::keyCount() const
     return m_registered ? m_server->d->registry.keyCount(m_name) : 0;
 }
 
+void AbstractNotifier::setCapacityHints(int keys, int listenersPerKey)
+{
+    if (m_registered)
+        m_server->d->registry.reserve(m_name, keys, listenersPerKey);
+}
+
 void AbstractNotifier::clean()
 {
-    // Nothing to do by construction: Registry drops a key with its last listener.
-    Q_ASSERT(!m_registered || m_server->d->registry.keyCount(m_name) >= 0);
+    if (m_registered)
+        m_server->d->registry.squeeze(m_name);
 }
+
+namespace {
+
+// One notify: its recipients and the frame parts they all share.
+struct Delivery
+{
+    QString nameText;
+    QString keyText;
+    quint64 seq = 0;
+    // Ids, not pointers: prepare is user code and may disconnect clients while we iterate.
+    QList<ConnectionId> recipients;
+
+    QString frame(const QJsonValue &data) const
+    {
+        return notifFrame(nameText, keyText, seq, toJsonText(data));
+    }
+};
+
+// Counts the notification on the key and lists who receives it; std::nullopt when nobody
+// listens to the key.
+std::optional<Delivery> startDelivery(ServerPrivate *d, const QString &name, const QJsonValue &key,
+                                      const NotFor &notFor)
+{
+    Delivery delivery;
+    delivery.keyText = canonicalKey(key);
+    delivery.seq = d->registry.nextSeq(name, delivery.keyText);
+    if (!delivery.seq)
+        return std::nullopt;
+    delivery.nameText = toJsonText(name);
+    delivery.recipients = d->registry.recipients(name, delivery.keyText, notFor);
+    return delivery;
+}
+
+} // namespace
 
 void AbstractNotifier::deliverSame(const QJsonValue &key, const QJsonValue &data,
                                    const NotFor &notFor)
 {
-    deliverPrepared(key, notFor, [data](const Identity &) { return std::optional(data); });
+    if (!m_registered)
+        return;
+    ServerPrivate *d = m_server->d.get();
+    const auto delivery = startDelivery(d, m_name, key, notFor);
+    if (!delivery)
+        return;
+    const QString frame = delivery->frame(data);
+    for (ConnectionId id : std::as_const(delivery->recipients)) {
+        if (Connection *c = d->connection(id))
+            d->sendNotif(*c, frame);
+    }
 }
 
 void AbstractNotifier::deliverPrepared(const QJsonValue &key, const NotFor &notFor,
@@ -100,26 +150,24 @@ void AbstractNotifier::deliverPrepared(const QJsonValue &key, const NotFor &notF
     if (!m_registered)
         return;
     ServerPrivate *d = m_server->d.get();
-    const QString keyText = canonicalKey(key);
-    const quint64 seq = d->registry.nextSeq(m_name, keyText);
-    if (!seq)
-        return; // nobody listens
-    const QString nameText = toJsonText(m_name);
-    const QList<ConnectionId> recipients = d->registry.recipients(m_name, keyText, notFor);
-    // Recipients whose prepare gives the same JSON share one encoded frame: with a
-    // SimpleNotifier that is everyone, so the data is encoded once per notify.
+    const auto delivery = startDelivery(d, m_name, key, notFor);
+    if (!delivery)
+        return;
+    // Consecutive recipients whose prepare gives the same JSON share one encoded frame
+    // (comparing is cheaper than encoding).
     QJsonValue lastData;
     QString lastFrame;
-    for (ConnectionId id : recipients) {
+    for (ConnectionId id : std::as_const(delivery->recipients)) {
         Connection *c = d->connection(id);
         if (!c)
             continue;
         const std::optional<QJsonValue> data = prepare(c->identity);
-        if (!data)
+        c = d->connection(id); // prepare may have closed it
+        if (!data || !c)
             continue;
         if (lastFrame.isNull() || *data != lastData) {
             lastData = *data;
-            lastFrame = notifFrame(nameText, keyText, seq, toJsonText(lastData));
+            lastFrame = delivery->frame(lastData);
         }
         d->sendNotif(*c, lastFrame);
     }
@@ -131,27 +179,24 @@ void AbstractNotifier::deliverPreparedAsync(const QJsonValue &key, const NotFor 
     if (!m_registered)
         return;
     ServerPrivate *d = m_server->d.get();
-    const QString keyText = canonicalKey(key);
-    const quint64 seq = d->registry.nextSeq(m_name, keyText);
-    if (!seq)
+    auto delivery = startDelivery(d, m_name, key, notFor);
+    if (!delivery)
         return;
-    const QString nameText = toJsonText(m_name);
-    const QList<ConnectionId> recipients = d->registry.recipients(m_name, keyText, notFor);
-    for (ConnectionId id : recipients) {
+    auto shared = std::make_shared<const Delivery>(std::move(*delivery));
+    QPointer<Server> server = m_server;
+    for (ConnectionId id : shared->recipients) {
         Connection *c = d->connection(id);
         if (!c)
             continue;
         std::shared_ptr<PendingNotif> pending = d->reserveNotif(*c);
-        QPointer<Server> server = m_server;
-        prepare(c->identity,
-                [server, id, pending, nameText, keyText, seq](std::optional<QJsonValue> data) {
-                    if (!server || pending->ready)
-                        return; // server gone, or done called twice
-                    pending->ready = true;
-                    if (data)
-                        pending->text = notifFrame(nameText, keyText, seq, toJsonText(*data));
-                    server->d->flushOrdered(id);
-                });
+        prepare(c->identity, [server, id, pending, shared](std::optional<QJsonValue> data) {
+            if (!server || pending->ready)
+                return; // server gone, or done called twice
+            pending->ready = true;
+            if (data)
+                pending->text = shared->frame(*data);
+            server->d->flushOrdered(id);
+        });
     }
 }
 

@@ -46,8 +46,13 @@ public:
     int listenerCountJson(const QJsonValue &key) const;
     // Keys with at least one listener.
     int keyCount() const;
-    // Eliom's clean(): kept for parity. Keys are removed as soon as their last listener goes,
-    // so there is never anything left to clean; this only checks that in debug builds.
+    // Capacity hints (Eliom's max_resource and max_identity_per_resource): how many keys and
+    // how many listeners per key to make room for up front. They size tables; they limit
+    // nothing.
+    void setCapacityHints(int keys, int listenersPerKey);
+    // Eliom's clean(), kept for parity. Keys already go with their last listener, so there is
+    // never an empty key to remove; clean() gives back the memory the notifier's key table
+    // still holds from keys that are gone (after a burst, say), capacity hints included.
     void clean();
 
 protected:

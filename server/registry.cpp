@@ -69,8 +69,10 @@ Registry::ListenResult Registry::listen(ConnectionId connection, const QString &
         return ListenResult::LimitReached;
     it->listens.insert(listen);
     Entry &entry = m_keys[notifier][key];
-    if (entry.listeners.isEmpty())
+    if (entry.listeners.isEmpty()) {
         entry.key = keyJson;
+        entry.listeners.reserve(m_listenerHints.value(notifier));
+    }
     entry.listeners.append(connection);
     return ListenResult::Added;
 }
@@ -85,11 +87,8 @@ void Registry::removeListener(const QString &notifier, const QString &key, Conne
         return;
     entry->listeners.removeOne(connection);
     // Empty keys go at once: the table never holds a key nobody listens to (Eliom needed clean()).
-    if (entry->listeners.isEmpty()) {
+    if (entry->listeners.isEmpty())
         keys->erase(entry);
-        if (keys->isEmpty())
-            m_keys.erase(keys);
-    }
 }
 
 bool Registry::unlisten(ConnectionId connection, const QString &notifier, const QString &key)
@@ -119,6 +118,7 @@ QList<ConnectionId> Registry::unlistenUser(const QString &userId, const QString 
 QList<QPair<ConnectionId, Registry::Listen>> Registry::removeNotifier(const QString &notifier)
 {
     QList<QPair<ConnectionId, Listen>> removed;
+    m_listenerHints.remove(notifier);
     const QHash<QString, Entry> keys = m_keys.take(notifier);
     for (auto it = keys.cbegin(); it != keys.cend(); ++it) {
         for (ConnectionId connection : it->listeners) {
@@ -186,6 +186,19 @@ bool Registry::isListening(ConnectionId connection, const QString &notifier,
 QList<ConnectionId> Registry::connectionsOfUser(const QString &userId) const
 {
     return m_users.value(userId);
+}
+
+void Registry::reserve(const QString &notifier, int keys, int listenersPerKey)
+{
+    m_keys[notifier].reserve(keys);
+    m_listenerHints.insert(notifier, listenersPerKey);
+}
+
+void Registry::squeeze(const QString &notifier)
+{
+    const auto keys = m_keys.find(notifier);
+    if (keys != m_keys.end())
+        keys->squeeze();
 }
 
 int Registry::keyCount(const QString &notifier) const

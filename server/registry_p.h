@@ -70,6 +70,13 @@ public:
     QList<ConnectionId> connections() const { return m_connections.keys(); }
     int connectionCount() const { return int(m_connections.size()); }
 
+    // Eliom's max_resource / max_identity_per_resource: sizes to reserve up front for a
+    // notifier's key table and for each of its keys' listener lists. Hints, not limits.
+    void reserve(const QString &notifier, int keys, int listenersPerKey);
+
+    // Gives back the memory the notifier's key table holds beyond its keys.
+    void squeeze(const QString &notifier);
+
     // Keys with at least one listener: in one notifier, and in all.
     int keyCount(const QString &notifier) const;
     int keyCount() const;
@@ -86,7 +93,10 @@ private:
     void removeListener(const QString &notifier, const QString &key, ConnectionId connection);
     void dropListens(ConnectionId connection, ConnectionInfo &info, QList<Listen> *removed);
 
-    QHash<QString, QHash<QString, Entry>> m_keys; // notifier -> key -> entry
+    // notifier -> key -> entry. A notifier's table stays (empty) after its last key goes, so
+    // that a reserved capacity lasts; removeNotifier() drops it.
+    QHash<QString, QHash<QString, Entry>> m_keys;
+    QHash<QString, int> m_listenerHints; // notifier -> listeners to reserve per key
     QHash<ConnectionId, ConnectionInfo> m_connections;
     QHash<QString, QList<ConnectionId>> m_users; // user id -> its connections
 };

@@ -92,6 +92,10 @@ QString run(Registry &registry, const QStringList &words)
         return QString::number(registry.nextSeq(words.at(1), words.at(2)));
     if (op == "users")
         return idList(registry.connectionsOfUser(words.at(1)));
+    if (op == "reserve") {
+        registry.reserve(words.at(1), words.at(2).toInt(), words.at(3).toInt());
+        return {};
+    }
     if (op == "removeNotifier")
         return QString::number(registry.removeNotifier(words.at(1)).size());
     return "unknown step " + op;
@@ -234,6 +238,16 @@ void tst_Registry::rules_data()
                    "listen 1 chat a = added",
                    "seq chat a = 1",
                };
+    QTest::addRow("capacity hints change no rule") << QStringList{
+        "reserve chat 100 10",
+        "keys = 0",
+        "add 1 -",
+        "listen 1 chat a = added",
+        "count chat a = 1",
+        "unlisten 1 chat a = true",
+        "keys = 0",
+        "removeNotifier chat = 0",
+    };
     QTest::addRow("removing a notifier removes its listens only") << QStringList{
         "add 1 -",
         "listen 1 chat a = added",
