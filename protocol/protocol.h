@@ -35,23 +35,20 @@ inline constexpr QLatin1String Reply("reply");
 inline constexpr QLatin1String Error("error");
 } // namespace Op
 
-// Stable error codes of "error" frames. Upstream handlers may answer with codes of their own;
-// those never start with "qtnotif." and never equal one of these.
+// Stable error codes of "error" frames (docs/protocol.md lists when each is sent). Upstream
+// handlers answer with codes of their own (Request::fail()) and should not reuse these.
 namespace ErrorCode {
 inline constexpr QLatin1String InvalidJson("invalid_json");
 inline constexpr QLatin1String NotAnObject("not_an_object");
 inline constexpr QLatin1String BinaryFrame("binary_frame");
 inline constexpr QLatin1String UnknownOp("unknown_op");
 inline constexpr QLatin1String InvalidField("invalid_field");
-inline constexpr QLatin1String NotReady("not_ready");
 inline constexpr QLatin1String UnknownNotifier("unknown_notifier");
 inline constexpr QLatin1String InvalidKey("invalid_key");
 inline constexpr QLatin1String ListenDenied("listen_denied");
 inline constexpr QLatin1String TooManyListens("too_many_listens");
 inline constexpr QLatin1String UnknownMethod("unknown_method");
-inline constexpr QLatin1String RequestFailed("request_failed");
 inline constexpr QLatin1String NoReply("no_reply");
-inline constexpr QLatin1String InvalidPayload("invalid_payload");
 // Client-side only: never sent by a server, reported by the client library.
 inline constexpr QLatin1String NotConnected("not_connected");
 inline constexpr QLatin1String ConnectionLost("connection_lost");
