@@ -161,10 +161,10 @@ struct Codec<std::optional<T>>
     }
     static std::optional<std::optional<T>> decode(const QJsonValue &json)
     {
-        if (json.isNull() || json.isUndefined())
-            return std::optional<T>();
+        if (json.isNull() || json.isUndefined()) // decoded: an empty optional
+            return std::optional<std::optional<T>>(std::in_place, std::nullopt);
         if (auto v = Codec<T>::decode(json))
-            return std::optional<T>(std::move(*v));
+            return std::optional<std::optional<T>>(std::in_place, std::move(*v));
         return std::nullopt;
     }
 };

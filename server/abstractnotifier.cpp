@@ -112,10 +112,12 @@ struct Delivery
 };
 
 // Counts the notification on the key and lists who receives it; std::nullopt when nobody
-// listens to the key.
+// listens to the key, or when d is null (the notifier is not registered).
 std::optional<Delivery> startDelivery(ServerPrivate *d, const QString &name, const QJsonValue &key,
                                       const NotFor &notFor)
 {
+    if (!d)
+        return std::nullopt;
     Delivery delivery;
     delivery.keyText = canonicalKey(key);
     delivery.seq = d->registry.nextSeq(name, delivery.keyText);
@@ -131,9 +133,7 @@ std::optional<Delivery> startDelivery(ServerPrivate *d, const QString &name, con
 void AbstractNotifier::deliverSame(const QJsonValue &key, const QJsonValue &data,
                                    const NotFor &notFor)
 {
-    if (!m_registered)
-        return;
-    ServerPrivate *d = m_server->d.get();
+    ServerPrivate *d = m_registered ? m_server->d.get() : nullptr;
     const auto delivery = startDelivery(d, m_name, key, notFor);
     if (!delivery)
         return;
@@ -147,9 +147,7 @@ void AbstractNotifier::deliverSame(const QJsonValue &key, const QJsonValue &data
 void AbstractNotifier::deliverPrepared(const QJsonValue &key, const NotFor &notFor,
                                        const SyncPrepare &prepare)
 {
-    if (!m_registered)
-        return;
-    ServerPrivate *d = m_server->d.get();
+    ServerPrivate *d = m_registered ? m_server->d.get() : nullptr;
     const auto delivery = startDelivery(d, m_name, key, notFor);
     if (!delivery)
         return;
@@ -176,9 +174,7 @@ void AbstractNotifier::deliverPrepared(const QJsonValue &key, const NotFor &notF
 void AbstractNotifier::deliverPreparedAsync(const QJsonValue &key, const NotFor &notFor,
                                             const AsyncPrepare &prepare)
 {
-    if (!m_registered)
-        return;
-    ServerPrivate *d = m_server->d.get();
+    ServerPrivate *d = m_registered ? m_server->d.get() : nullptr;
     auto delivery = startDelivery(d, m_name, key, notFor);
     if (!delivery)
         return;

@@ -37,6 +37,14 @@ public:
     // Connections whose handshake was answered.
     QList<QPointer<QTcpSocket>> upgraded;
 
+    // A welcome frame of connection "1", anonymous, with the given heartbeat.
+    static QByteArray welcome(int heartbeatMs)
+    {
+        return R"({"op":"welcome","protocol":1,"connection":"1",)"
+               R"("identity":{"user":null,"attributes":{}},"heartbeat":)"
+               + QByteArray::number(heartbeatMs) + '}';
+    }
+
     // One unmasked, final text frame (RFC 6455, section 5.2).
     static QByteArray textFrame(const QByteArray &payload)
     {

@@ -1,5 +1,6 @@
 // The client library against a real qtnotif server on loopback (and, for servers that
 // misbehave, against RawServer).
+#include "chatmessage.h"
 #include "rawserver.h"
 
 #include <QtNotif/client.h>
@@ -15,16 +16,6 @@
 
 using namespace QtNotif;
 using namespace std::chrono_literals;
-
-struct ChatMessage
-{
-    Q_GADGET
-    Q_PROPERTY(QString from MEMBER from)
-    Q_PROPERTY(QString text MEMBER text)
-public:
-    QString from;
-    QString text;
-};
 
 using State = Client::State;
 
@@ -704,8 +695,7 @@ void tst_Client::welcomeTimeout()
 void tst_Client::silentServerIsDroppedByHeartbeat()
 {
     RawServer raw;
-    raw.greeting = { R"({"op":"welcome","protocol":1,"connection":"1",)"
-                     R"("identity":{"user":null,"attributes":{}},"heartbeat":100})" };
+    raw.greeting = { RawServer::welcome(100) };
     QVERIFY(raw.listen());
     Client client;
     client.setUrl(raw.url());
@@ -748,8 +738,7 @@ void tst_Client::unknownServerFramesAreIgnored()
 void tst_Client::droppedConnectionIsReported()
 {
     RawServer raw;
-    raw.greeting = { R"({"op":"welcome","protocol":1,"connection":"1",)"
-                     R"("identity":{"user":null,"attributes":{}},"heartbeat":0})" };
+    raw.greeting = { RawServer::welcome(0) };
     QVERIFY(raw.listen());
     Client client;
     client.setUrl(raw.url());

@@ -1,4 +1,5 @@
 // The server over real WebSocket connections on loopback, spoken to in raw qtnotif.v1 frames.
+#include "chatmessage.h"
 #include "testpeer.h"
 
 #include <QtNotif/notifier.h>
@@ -15,16 +16,6 @@
 
 using namespace QtNotif;
 using namespace std::chrono_literals;
-
-struct ChatMessage
-{
-    Q_GADGET
-    Q_PROPERTY(QString from MEMBER from)
-    Q_PROPERTY(QString text MEMBER text)
-public:
-    QString from;
-    QString text;
-};
 
 class tst_Server : public QObject
 {
