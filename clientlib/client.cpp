@@ -424,7 +424,11 @@ void Client::setAutoReconnect(bool enabled)
 void Client::setReconnectDelays(std::chrono::milliseconds initial,
                                 std::chrono::milliseconds maximum)
 {
-    Q_ASSERT(initial > 0ms && maximum >= initial);
+    if (initial <= 0ms || maximum < initial) {
+        qCWarning(lcClient) << "ignored reconnect delays" << initial.count() << "ms and"
+                            << maximum.count() << "ms (need 0 < initial <= maximum)";
+        return;
+    }
     d->initialReconnectDelay = initial;
     d->maximumReconnectDelay = maximum;
     d->reconnectDelay = initial;
@@ -442,7 +446,10 @@ std::chrono::milliseconds Client::maximumReconnectDelay() const
 
 void Client::setRequestTimeout(std::chrono::milliseconds timeout)
 {
-    Q_ASSERT(timeout > 0ms);
+    if (timeout <= 0ms) {
+        qCWarning(lcClient) << "ignored a request timeout of" << timeout.count() << "ms";
+        return;
+    }
     d->requestTimeout = timeout;
 }
 

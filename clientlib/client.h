@@ -80,12 +80,13 @@ public:
     // Delays between reconnection attempts: initial, doubled after each failed attempt up to
     // maximum, back to initial once welcomed. Each wait is random in [delay / 2, delay] so
     // that clients cut off together do not come back together. 0.5 s and 30 s by default.
+    // Needs 0 < initial <= maximum (other values are ignored with a warning).
     void setReconnectDelays(std::chrono::milliseconds initial = std::chrono::milliseconds(500),
                             std::chrono::milliseconds maximum = std::chrono::seconds(30));
     std::chrono::milliseconds initialReconnectDelay() const;
     std::chrono::milliseconds maximumReconnectDelay() const;
     // How long a call waits for its reply before it finishes with "timeout", and a connection
-    // attempt for the server's welcome. 30 s by default.
+    // attempt for the server's welcome. 30 s by default; must be positive.
     void setRequestTimeout(std::chrono::milliseconds timeout);
     std::chrono::milliseconds requestTimeout() const;
 

@@ -14,6 +14,8 @@ function(qtnotif_add_library target)
         SOVERSION ${PROJECT_VERSION_MAJOR}
         CXX_VISIBILITY_PRESET hidden
         VISIBILITY_INLINES_HIDDEN ON)
+    # The public headers use concepts: consumers need C++20 too, and get it from the target.
+    target_compile_features(${target} PUBLIC cxx_std_20)
     qtnotif_strict_settings(${target})
 
     set(forward_dir "${PROJECT_BINARY_DIR}/include/QtNotif")

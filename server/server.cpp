@@ -16,6 +16,16 @@ using namespace Protocol;
 
 namespace {
 
+// Limits and intervals must be positive; anything else is a programming error, refused with a
+// warning so that a release build keeps its previous, working value.
+bool isPositiveSetting(const char *what, qint64 value)
+{
+    if (value > 0)
+        return true;
+    qCWarning(lcServer) << "ignored a" << what << "of" << value << "(it must be positive)";
+    return false;
+}
+
 // How long a closing socket may take to finish the close handshake before it is aborted.
 constexpr int CloseTimeoutMs = 5000;
 
@@ -221,10 +231,10 @@ void ServerPrivate::handleListen(Connection &c, const ClientFrame &frame)
         return;
     }
     const QString key = canonicalKey(frame.key);
-    if (key.size() > maxKeySize || !notifier->acceptsKey(frame.key)) {
+    const bool tooLong = key.toUtf8().size() > maxKeySize;
+    if (tooLong || !notifier->acceptsKey(frame.key)) {
         send(c, errorFrame(ErrorCode::InvalidKey,
-                           key.size() > maxKeySize
-                                   ? QStringLiteral("key longer than %1 bytes").arg(maxKeySize)
+                           tooLong ? QStringLiteral("key longer than %1 bytes").arg(maxKeySize)
                                    : QStringLiteral("key does not have the notifier's key type"),
                            frame.id));
         return;
@@ -407,7 +417,8 @@ AbstractNotifier *Server::notifier(const QString &name) const
 
 void Server::setHeartbeatInterval(std::chrono::milliseconds interval)
 {
-    Q_ASSERT(interval.count() > 0);
+    if (!isPositiveSetting("heartbeat interval", interval.count()))
+        return;
     d->heartbeatInterval = interval;
     d->heartbeat.setInterval(interval);
 }
@@ -419,8 +430,13 @@ std::chrono::milliseconds Server::heartbeatInterval() const
 
 void Server::setMaxFrameSize(qint64 bytes)
 {
-    Q_ASSERT(bytes > 0);
+    if (!isPositiveSetting("largest frame size", bytes))
+        return;
     d->maxFrameSize = bytes;
+    for (const auto &[id, c] : d->connections) {
+        c->socket->setMaxAllowedIncomingMessageSize(quint64(bytes));
+        c->socket->setMaxAllowedIncomingFrameSize(quint64(bytes));
+    }
 }
 
 qint64 Server::maxFrameSize() const
@@ -430,6 +446,8 @@ qint64 Server::maxFrameSize() const
 
 void Server::setMaxListensPerConnection(int count)
 {
+    if (!isPositiveSetting("listens per connection", count))
+        return;
     d->maxListens = count;
 }
 
@@ -440,6 +458,8 @@ int Server::maxListensPerConnection() const
 
 void Server::setMaxKeySize(int bytes)
 {
+    if (!isPositiveSetting("largest key size", bytes))
+        return;
     d->maxKeySize = bytes;
 }
 
@@ -476,6 +496,9 @@ bool Server::setIdentity(ConnectionId connection, const Identity &identity)
         return false;
     c->identity = identity;
     d->registry.resetConnection(connection, identity.userId());
+    // Notifications still waiting for an asynchronous prepare were prepared for the old
+    // identity: they are dropped, and their prepares' results go nowhere.
+    c->ordered.clear();
     d->send(*c, encode({ { QLatin1String("op"), Op::Identity },
                          { QLatin1String("identity"), identity.toJson() } }));
     return true;

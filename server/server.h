@@ -65,17 +65,20 @@ public:
 
     // The interval of WebSocket pings to every client. A client not heard from for two
     // intervals is closed (4408). 25 s by default: under common 30 s proxy idle timeouts.
+    // Each limit below and this interval must be positive: other values are ignored with a
+    // warning.
     void setHeartbeatInterval(std::chrono::milliseconds interval);
     std::chrono::milliseconds heartbeatInterval() const;
     // Largest frame a client may send; larger ones close the connection (1009). 64 KiB by
     // default: client frames are small requests, and a larger one is a bug or an attack.
+    // Applies to the connections already open too.
     void setMaxFrameSize(qint64 bytes);
     qint64 maxFrameSize() const;
     // Listens one connection may hold; more get "too_many_listens". 1000 by default.
     void setMaxListensPerConnection(int count);
     int maxListensPerConnection() const;
-    // Longest key (in bytes of its JSON text) a client may listen to; longer keys get
-    // "invalid_key". 1 KiB by default.
+    // Longest key (in UTF-8 bytes of its compact JSON text) a client may listen to; longer
+    // keys get "invalid_key". 1 KiB by default.
     void setMaxKeySize(int bytes);
     int maxKeySize() const;
 

@@ -49,6 +49,8 @@ private Q_SLOTS:
     void serverSideListenAndUnlisten();
     void disconnectLeavesRegistryEmpty();
     void identityChangeDropsListens();
+    void identityChangeDropsNotificationsPreparedForTheOldIdentity();
+    void nonPositiveSettingsAreIgnored();
     void malformedFramesGetErrorsWhileOthersKeepReceiving_data();
     void malformedFramesGetErrorsWhileOthersKeepReceiving();
     void frameBeyondLimitClosesOnlyThatClient();
@@ -400,6 +402,9 @@ void tst_Server::listenErrors_data()
             << "numbers" << QJsonValue(1.5) << "invalid_key";
     QTest::addRow("key longer than the limit")
             << "chat" << QJsonValue(QString(2000, QChar(u'k'))) << "invalid_key";
+    // 600 characters, but 1202 bytes of UTF-8 with the quotes: the limit counts bytes.
+    QTest::addRow("key longer than the limit in UTF-8 bytes")
+            << "chat" << QJsonValue(QString(600, QChar(u'\u00e9'))) << "invalid_key";
 }
 
 void tst_Server::listenErrors()
@@ -598,6 +603,7 @@ void tst_Server::identityChangeDropsListens()
     QTRY_COMPARE(peer->framesOf("identity").size(), 1);
     QCOMPARE(peer->framesOf("identity").at(0)["identity"]["user"].toString(), QString("carol"));
     QCOMPARE(server->listenCount(), 0);
+    QCOMPARE(server->keyCount(), 0);
     QCOMPARE(server->connectionsOfUser("carol"), QList<ConnectionId>{ id });
     // Listening again works under the new identity.
     QVERIFY(peer->listenAndWait("chat", "a"));
@@ -606,6 +612,56 @@ void tst_Server::identityChangeDropsListens()
     QVERIFY(waitForNotifs(*peer, 1));
     QCOMPARE(peer->framesOf("notif").at(0)["data"].toString(), QString("y"));
     QVERIFY(!server->setIdentity(999, Identity()));
+}
+
+void tst_Server::identityChangeDropsNotificationsPreparedForTheOldIdentity()
+{
+    using Docs = Notifier<QString, QString>;
+    // The callback form, holding every prepare until the test lets it finish.
+    QList<std::function<void()>> held;
+    auto *docs = new Docs(server.get(), "docs",
+                          [&](const Identity &identity, const QString &text, Docs::Done done) {
+                              const QString prepared = identity.userId() + ": " + text;
+                              held.append([done, prepared] { done(prepared); });
+                          });
+    QSignalSpy connected(server.get(), &Server::clientConnected);
+    auto peer = connectPeer();
+    QTRY_COMPARE(connected.size(), 1);
+    const auto id = connected.at(0).at(0).value<ConnectionId>();
+    QVERIFY(peer->listenAndWait("docs", "d"));
+    docs->notify("d", "secret for the guest");
+    QCOMPARE(held.size(), 1);
+
+    // The connection becomes erin's before the guest's prepare finishes: what was prepared
+    // for the guest must not reach erin's connection.
+    QVERIFY(server->setIdentity(id, Identity::user("erin")));
+    held.takeFirst()();
+    QVERIFY(peer->listenAndWait("docs", "d"));
+    docs->notify("d", "for erin");
+    QCOMPARE(held.size(), 1);
+    held.takeFirst()();
+    QVERIFY(waitForNotifs(*peer, 1));
+    const auto notifs = peer->framesOf("notif");
+    QCOMPARE(notifs.size(), 1);
+    QCOMPARE(notifs.at(0)["data"].toString(), QString("erin: for erin"));
+    const qsizetype identityAt = peer->frames.indexOf(peer->framesOf("identity").value(0));
+    QVERIFY(identityAt >= 0 && identityAt < peer->frames.indexOf(notifs.at(0)));
+}
+
+void tst_Server::nonPositiveSettingsAreIgnored()
+{
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("ignored a listens per connection of 0"));
+    server->setMaxListensPerConnection(0);
+    QCOMPARE(server->maxListensPerConnection(), 1000);
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("ignored a heartbeat interval of -1"));
+    server->setHeartbeatInterval(-1ms);
+    QCOMPARE(server->heartbeatInterval(), 25s);
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("ignored a largest key size of 0"));
+    server->setMaxKeySize(0);
+    QCOMPARE(server->maxKeySize(), 1024);
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("ignored a largest frame size of 0"));
+    server->setMaxFrameSize(0);
+    QCOMPARE(server->maxFrameSize(), 64 * 1024);
 }
 
 void tst_Server::malformedFramesGetErrorsWhileOthersKeepReceiving_data()
@@ -735,6 +791,7 @@ void tst_Server::closeDisconnectsEveryone()
     server->close();
     QVERIFY(!server->isListening());
     QCOMPARE(server->listenCount(), 0);
+    QCOMPARE(server->keyCount(), 0);
     QCOMPARE(server->connectionCount(), 0);
     QTRY_VERIFY(a->disconnected);
     QTRY_VERIFY(b->disconnected);
