@@ -46,6 +46,7 @@ bool AbstractNotifier::listenJson(ConnectionId connection, const QJsonValue &key
         d->send(*c, encode({ { QLatin1String("op"), Op::Listened },
                              { QLatin1String("notifier"), m_name },
                              { QLatin1String("key"), key } }));
+        d->listenerAdded(m_name, connection, c->identity, key);
     }
     return true;
 }
@@ -55,9 +56,12 @@ bool AbstractNotifier::unlistenJson(ConnectionId connection, const QJsonValue &k
     if (!m_registered)
         return false;
     ServerPrivate *d = m_server->d.get();
-    if (!d->registry.unlisten(connection, m_name, canonicalKey(key)))
+    const QString keyText = canonicalKey(key);
+    if (!d->registry.unlisten(connection, m_name, keyText))
         return false;
     d->sendUnlistened(connection, m_name, key, UnlistenReason::Server);
+    if (Connection *c = d->connection(connection))
+        d->listenersRemoved(connection, c->identity, { { m_name, keyText, key } });
     return true;
 }
 
@@ -66,15 +70,28 @@ int AbstractNotifier::unlistenUserJson(const QString &userId, const QJsonValue &
     if (!m_registered)
         return 0;
     ServerPrivate *d = m_server->d.get();
-    const QList<ConnectionId> removed = d->registry.unlistenUser(userId, m_name, canonicalKey(key));
+    const QString keyText = canonicalKey(key);
+    const QList<ConnectionId> removed = d->registry.unlistenUser(userId, m_name, keyText);
     for (ConnectionId connection : removed)
         d->sendUnlistened(connection, m_name, key, UnlistenReason::User);
+    for (ConnectionId connection : removed) {
+        if (Connection *c = d->connection(connection))
+            d->listenersRemoved(connection, c->identity, { { m_name, keyText, key } });
+    }
     return int(removed.size());
 }
 
 int AbstractNotifier::listenerCountJson(const QJsonValue &key) const
 {
     return m_registered ? m_server->d->registry.listenerCount(m_name, canonicalKey(key)) : 0;
+}
+
+QList<ConnectionId> AbstractNotifier::listenersJson(const QJsonValue &key) const
+{
+    if (!m_registered)
+        return {};
+    const Registry::Entry *entry = m_server->d->registry.entry(m_name, canonicalKey(key));
+    return entry ? entry->listeners : QList<ConnectionId>();
 }
 
 int AbstractNotifier::keyCount() const

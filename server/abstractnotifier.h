@@ -44,6 +44,9 @@ public:
     int unlistenUserJson(const QString &userId, const QJsonValue &key);
     // Connections listening to the key on this server.
     int listenerCountJson(const QJsonValue &key) const;
+    // The connections listening to the key on this server, in the order they listened (for
+    // presence: who is in a room). Server::identity() tells who each one is.
+    QList<ConnectionId> listenersJson(const QJsonValue &key) const;
     // Keys with at least one listener.
     int keyCount() const;
     // Capacity hints (Eliom's max_resource and max_identity_per_resource): how many keys and
@@ -54,6 +57,18 @@ public:
     // never an empty key to remove; clean() gives back the memory the notifier's key table
     // still holds from keys that are gone (after a burst, say), capacity hints included.
     void clean();
+
+Q_SIGNALS:
+    // A connection started listening to the key: it asked, or the server made it listen.
+    // Emitted once the listen is registered (listenersJson() includes the connection).
+    void listenerAdded(QtNotif::ConnectionId connection, const QtNotif::Identity &identity,
+                       const QJsonValue &key);
+    // A connection stopped listening to the key, whatever the cause: it unlistened, the server
+    // unlistened it or its user, it disconnected, or its identity changed (identity is then the
+    // old one). Emitted once the tables no longer hold the listen; not emitted when the
+    // notifier itself is deleted. Together with listenerAdded it is what presence is made of.
+    void listenerRemoved(QtNotif::ConnectionId connection, const QtNotif::Identity &identity,
+                         const QJsonValue &key);
 
 protected:
     AbstractNotifier(Server *server, const QString &name);

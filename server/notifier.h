@@ -39,6 +39,11 @@ public:
         return unlistenUserJson(userId, Codec<Key>::encode(key));
     }
     int listenerCount(const Key &key) const { return listenerCountJson(Codec<Key>::encode(key)); }
+    // The connections listening to the key on this server, in listen order.
+    QList<ConnectionId> listeners(const Key &key) const
+    {
+        return listenersJson(Codec<Key>::encode(key));
+    }
 
 protected:
     using AbstractNotifier::AbstractNotifier;

@@ -109,12 +109,10 @@ void ServerPrivate::accept(QWebSocket *socket)
             c->lastHeard.restart();
     });
     QObject::connect(socket, &QWebSocket::disconnected, q, [this, id] {
-        if (!connection(id))
-            return;
-        registry.removeConnection(id);
-        connections.erase(id);
-        qCDebug(lcServer) << "connection" << id << "gone";
-        Q_EMIT q->clientDisconnected(id);
+        if (QWebSocket *gone = removeConnection(id)) {
+            qCDebug(lcServer) << "connection" << id << "gone";
+            gone->deleteLater();
+        }
     });
 
     registry.addConnection(id, owned->identity.userId());
@@ -151,16 +149,39 @@ void ServerPrivate::closeSocket(QWebSocket *socket, quint16 closeCode, const QSt
     socket->close(QWebSocketProtocol::CloseCode(closeCode), reason);
 }
 
-void ServerPrivate::dropConnection(ConnectionId id, quint16 closeCode, const QString &reason)
+QWebSocket *ServerPrivate::removeConnection(ConnectionId id)
 {
     const auto it = connections.find(id);
     if (it == connections.end())
-        return;
+        return nullptr;
+    const Identity identity = it->second->identity;
     QWebSocket *socket = it->second->socket.release();
-    registry.removeConnection(id);
     connections.erase(it);
-    closeSocket(socket, closeCode, reason);
+    listenersRemoved(id, identity, registry.removeConnection(id));
     Q_EMIT q->clientDisconnected(id);
+    return socket;
+}
+
+void ServerPrivate::dropConnection(ConnectionId id, quint16 closeCode, const QString &reason)
+{
+    if (QWebSocket *socket = removeConnection(id))
+        closeSocket(socket, closeCode, reason);
+}
+
+void ServerPrivate::listenerAdded(const QString &notifier, ConnectionId id,
+                                  const Identity &identity, const QJsonValue &key)
+{
+    if (AbstractNotifier *n = notifiers.value(notifier))
+        Q_EMIT n->listenerAdded(id, identity, key);
+}
+
+void ServerPrivate::listenersRemoved(ConnectionId id, const Identity &identity,
+                                     const QList<Registry::Listen> &removed)
+{
+    for (const Registry::Listen &listen : removed) {
+        if (AbstractNotifier *n = notifiers.value(listen.notifier))
+            Q_EMIT n->listenerRemoved(id, identity, listen.keyJson);
+    }
 }
 
 void ServerPrivate::send(Connection &connection, const QString &text)
@@ -257,6 +278,7 @@ void ServerPrivate::handleListen(Connection &c, const ClientFrame &frame)
         return;
     }
     send(c, ackFrame(frame.id, { { QLatin1String("alreadyListening"), false } }));
+    listenerAdded(frame.notifier, c.id, c.identity, frame.key);
 }
 
 void ServerPrivate::handleUnlisten(Connection &c, const ClientFrame &frame)
@@ -266,8 +288,11 @@ void ServerPrivate::handleUnlisten(Connection &c, const ClientFrame &frame)
                            QStringLiteral("no notifier \"%1\"").arg(frame.notifier), frame.id));
         return;
     }
-    const bool was = registry.unlisten(c.id, frame.notifier, canonicalKey(frame.key));
+    const QString key = canonicalKey(frame.key);
+    const bool was = registry.unlisten(c.id, frame.notifier, key);
     send(c, ackFrame(frame.id, { { QLatin1String("wasListening"), was } }));
+    if (was)
+        listenersRemoved(c.id, c.identity, { { frame.notifier, key, frame.key } });
 }
 
 void ServerPrivate::handleRequest(Connection &c, const ClientFrame &frame)
@@ -494,13 +519,15 @@ bool Server::setIdentity(ConnectionId connection, const Identity &identity)
     Connection *c = d->connection(connection);
     if (!c)
         return false;
-    c->identity = identity;
-    d->registry.resetConnection(connection, identity.userId());
+    const Identity previous = std::exchange(c->identity, identity);
+    const QList<Registry::Listen> removed
+            = d->registry.resetConnection(connection, identity.userId());
     // Notifications still waiting for an asynchronous prepare were prepared for the old
     // identity: they are dropped, and their prepares' results go nowhere.
     c->ordered.clear();
     d->send(*c, encode({ { QLatin1String("op"), Op::Identity },
                          { QLatin1String("identity"), identity.toJson() } }));
+    d->listenersRemoved(connection, previous, removed);
     return true;
 }
 

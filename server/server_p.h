@@ -67,6 +67,15 @@ public:
     void sendUnlistened(ConnectionId id, const QString &notifier, const QJsonValue &key,
                         QLatin1String reason);
 
+    // Emit the notifier's listenerAdded / listenerRemoved once the tables are consistent.
+    void listenerAdded(const QString &notifier, ConnectionId id, const Identity &identity,
+                       const QJsonValue &key);
+    void listenersRemoved(ConnectionId id, const Identity &identity,
+                          const QList<Registry::Listen> &removed);
+
+    // Removes the connection from the tables, tells the application (listenerRemoved,
+    // clientDisconnected) and hands back its socket; nullptr when there is no such connection.
+    QWebSocket *removeConnection(ConnectionId id);
     // Removes the connection from the tables now and closes its socket gracefully.
     void dropConnection(ConnectionId id, quint16 closeCode, const QString &reason);
 

@@ -47,6 +47,7 @@ private Q_SLOTS:
     void notForUser();
     void unlistenUserIsObservedByTheClient();
     void serverSideListenAndUnlisten();
+    void listenerSignalsTrackPresence();
     void disconnectLeavesRegistryEmpty();
     void identityChangeDropsListens();
     void identityChangeDropsNotificationsPreparedForTheOldIdentity();
@@ -566,6 +567,59 @@ void tst_Server::serverSideListenAndUnlisten()
     QTRY_COMPARE(peer->framesOf("unlistened").size(), 1);
     QCOMPARE(peer->framesOf("unlistened").at(0)["reason"].toString(), QString("server"));
     QVERIFY(!chat->listen(999, "announcements"));
+}
+
+void tst_Server::listenerSignalsTrackPresence()
+{
+    server->setAuthenticator(userFromBearer);
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+    // Presence as an application builds it: the users listening to a room.
+    auto members = [&](const QString &room) {
+        QStringList users;
+        for (ConnectionId id : chat->listeners(room))
+            users.append(server->identity(id).userId());
+        return users;
+    };
+    QStringList log;
+    connect(chat, &AbstractNotifier::listenerAdded, this,
+            [&](ConnectionId id, const Identity &identity, const QJsonValue &key) {
+                QVERIFY(chat->listeners(key.toString()).contains(id));
+                log.append("+" + identity.userId() + " " + key.toString());
+            });
+    connect(chat, &AbstractNotifier::listenerRemoved, this,
+            [&](ConnectionId id, const Identity &identity, const QJsonValue &key) {
+                QVERIFY(!chat->listeners(key.toString()).contains(id));
+                log.append("-" + identity.userId() + " " + key.toString());
+            });
+    QSignalSpy connected(server.get(), &Server::clientConnected);
+    auto alice = connectPeer(bearer("alice"));
+    auto bob = connectPeer(bearer("bob"));
+    QTRY_COMPARE(connected.size(), 2);
+    const auto aliceId = connected.at(0).at(0).value<ConnectionId>();
+    const auto bobId = connected.at(1).at(0).value<ConnectionId>();
+
+    QVERIFY(alice->listenAndWait("chat", "room"));
+    QVERIFY(alice->listenAndWait("chat", "room")); // already listening: no second signal
+    QVERIFY(chat->listen(bobId, "room"));
+    QCOMPARE(members("room"), (QStringList{ "alice", "bob" }));
+    QVERIFY(alice->answerTo(alice->unlisten("chat", "room"))["wasListening"].toBool());
+    QVERIFY(alice->answerTo(alice->unlisten("chat", "room")).contains("wasListening"));
+    QVERIFY(alice->listenAndWait("chat", "room"));
+    QVERIFY(chat->unlisten(aliceId, "room"));
+    QVERIFY(alice->listenAndWait("chat", "room"));
+    QCOMPARE(chat->unlistenUser("alice", "room"), 1);
+    QVERIFY(alice->listenAndWait("chat", "room"));
+    QVERIFY(server->setIdentity(aliceId, Identity::user("alicia")));
+    QVERIFY(alice->listenAndWait("chat", "room"));
+    QCOMPARE(members("room"), (QStringList{ "bob", "alicia" }));
+    bob->socket.abort();
+    QTRY_COMPARE(members("room"), QStringList{ "alicia" });
+    server->disconnectClient(aliceId);
+    QCOMPARE(members("room"), QStringList());
+
+    QCOMPARE(log, (QStringList{ "+alice room", "+bob room", "-alice room", "+alice room",
+                                "-alice room", "+alice room", "-alice room", "+alice room",
+                                "-alice room", "+alicia room", "-bob room", "-alicia room" }));
 }
 
 void tst_Server::disconnectLeavesRegistryEmpty()
