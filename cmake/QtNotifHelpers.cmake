@@ -13,7 +13,9 @@ function(qtnotif_add_library target)
         VERSION ${PROJECT_VERSION}
         SOVERSION ${PROJECT_VERSION_MAJOR}
         CXX_VISIBILITY_PRESET hidden
-        VISIBILITY_INLINES_HIDDEN ON)
+        VISIBILITY_INLINES_HIDDEN ON
+        # Installed side by side: each finds the others wherever the prefix is.
+        INSTALL_RPATH "$ORIGIN")
     # The public headers use concepts: consumers need C++20 too, and get it from the target.
     target_compile_features(${target} PUBLIC cxx_std_20)
     qtnotif_strict_settings(${target})

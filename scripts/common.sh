@@ -8,6 +8,10 @@ QTNOTIF_BUILD_DIR=${QTNOTIF_BUILD_DIR:-$QTNOTIF_ROOT/build}
 QTNOTIF_PACKAGES=(
     cmake ninja-build g++ pkg-config
     qt6-base-dev qt6-base-dev-tools qt6-websockets-dev libgl-dev
+    qt6-declarative-dev qt6-declarative-dev-tools
+    qml6-module-qtqml qml6-module-qtqml-models qml6-module-qtqml-workerscript qml6-module-qtquick
+    qml6-module-qtquick-controls qml6-module-qtquick-layouts qml6-module-qtquick-templates
+    qml6-module-qtquick-window qml6-module-qttest
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }

@@ -35,6 +35,7 @@ private Q_SLOTS:
     void closeThenOpenListensAgain();
     void reconnectsAfterServerRestartOnSamePort();
     void noReconnectWhenTurnedOff();
+    void invalidUrlIsRetriedWithTheNewUrl();
     void reconnectDelaysBackOff();
     void authenticationRefusalIsNotRetried();
     void serverWithoutTheSubprotocolIsAProtocolError();
@@ -360,6 +361,19 @@ void tst_Client::noReconnectWhenTurnedOff()
     QTRY_COMPARE(client->state(), State::Reconnecting);
     client->setAutoReconnect(false);
     QCOMPARE(client->state(), State::Disconnected);
+}
+
+void tst_Client::invalidUrlIsRetriedWithTheNewUrl()
+{
+    Client client;
+    client.setReconnectDelays(20ms, 100ms);
+    QSignalSpy errors(&client, &Client::errorOccurred);
+    client.open(); // no URL yet: fails, and keeps trying
+    QTRY_VERIFY(errors.size() >= 1);
+    QCOMPARE(client.error(), Client::Error::ConnectionError);
+    QVERIFY(client.state() != State::Disconnected);
+    client.setUrl(server->serverUrl()); // taken at the next attempt
+    QTRY_COMPARE(client.state(), State::Connected);
 }
 
 void tst_Client::reconnectDelaysBackOff()

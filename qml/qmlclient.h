@@ -1,0 +1,50 @@
+#pragma once
+
+#include <QtNotif/client.h>
+
+#include <QtQml/QJSValue>
+#include <QtQml/QQmlParserStatus>
+#include <QtQml/qqmlregistration.h>
+
+namespace QtNotif {
+
+// Client in QML: a QtNotif::Client (url, token, state, identity, errorString, autoReconnect,
+// ...) that connects while `active` is true, as QtWebSockets' WebSocket element does.
+//
+//     Client { id: client; url: "ws://127.0.0.1:8080"; token: session.token; active: true }
+//
+// Lives in the QML engine's thread.
+class QmlClient : public Client, public QQmlParserStatus
+{
+    Q_OBJECT
+    Q_INTERFACES(QQmlParserStatus)
+    QML_NAMED_ELEMENT(Client)
+    Q_PROPERTY(bool active READ isActive WRITE setActive NOTIFY activeChanged)
+public:
+    explicit QmlClient(QObject *parent = nullptr);
+
+    // Whether the client should be connected: true opens it (once the component is complete
+    // and url is set), false closes it. False by default. After a refusal (error() AuthenticationError) the
+    // client stays Disconnected while active: set a new token, then active to false and true.
+    bool isActive() const { return m_active; }
+    void setActive(bool active);
+
+    // Calls the server's handler of method with payload (any JavaScript value) and then
+    // callback(reply), reply being { ok, result, errorCode, errorMessage }. The C++ form
+    // call(method, payload), which returns a CallReply, is available too.
+    Q_INVOKABLE void call(const QString &method, const QJSValue &payload, const QJSValue &callback);
+
+    void classBegin() override { }
+    void componentComplete() override;
+
+Q_SIGNALS:
+    void activeChanged();
+
+private:
+    void openIfWanted();
+
+    bool m_active = false;
+    bool m_complete = false;
+};
+
+} // namespace QtNotif
