@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# headless_test.sh SERVER HEADLESS: the scripted two-user run of `scripts/demo.sh --headless`,
+# against a chat server on a free loopback port. Fails when any scripted step fails.
+set -euo pipefail
+output=$(mktemp)
+"$1" --host 127.0.0.1 --port 0 >"$output" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; rm -f "$output"' EXIT
+for _ in $(seq 100); do
+    url=$(grep -o 'ws://[^ ]*' "$output" || true)
+    [ -n "$url" ] && break
+    sleep 0.1
+done
+[ -n "$url" ] || { cat "$output"; echo "the chat server did not start" >&2; exit 1; }
+"$2" --url "$url"
