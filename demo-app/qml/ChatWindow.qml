@@ -12,6 +12,8 @@ ApplicationWindow {
     required property url serverUrl
     required property string user
     property string initialRoom: "lobby"
+    // Messages sent once the first room's history is shown (--say, for screenshots).
+    property var sayOnJoin: []
 
     // The chat state of this window.
     property bool loggedIn: false
@@ -133,6 +135,10 @@ ApplicationWindow {
             history.clear()
             for (const message of reply.result)
                 history.append(message)
+            const said = sayOnJoin
+            sayOnJoin = []
+            for (const text of said)
+                send(text)
         })
         client.call("members", { room: room }, reply => {
             if (reply.ok && room === currentRoom)
@@ -256,7 +262,8 @@ ApplicationWindow {
         spacing: 6
 
         ColumnLayout {
-            Layout.preferredWidth: 160
+            Layout.preferredWidth: 170
+            Layout.maximumWidth: 170
             Layout.fillHeight: true
             Label { text: "Rooms"; font.bold: true }
             ListView {

@@ -22,7 +22,10 @@ int main(int argc, char *argv[])
     const QCommandLineOption userOption(u"user"_s, u"Who to log in as."_s, u"name"_s);
     const QCommandLineOption roomOption(u"room"_s, u"The room to join first."_s, u"room"_s,
                                         u"lobby"_s);
-    parser.addOptions({ urlOption, userOption, roomOption });
+    const QCommandLineOption sayOption(
+            u"say"_s, u"A message to send once the room is shown (repeatable; for screenshots)."_s,
+            u"text"_s);
+    parser.addOptions({ urlOption, userOption, roomOption, sayOption });
     parser.process(app);
     if (!parser.isSet(userOption)) {
         qCritical("--user is required");
@@ -34,7 +37,8 @@ int main(int argc, char *argv[])
     engine.addImportPath(QStringLiteral(QTNOTIF_QML_IMPORT_DIR));
     engine.setInitialProperties({ { u"serverUrl"_s, QUrl(parser.value(urlOption)) },
                                   { u"user"_s, parser.value(userOption) },
-                                  { u"initialRoom"_s, parser.value(roomOption) } });
+                                  { u"initialRoom"_s, parser.value(roomOption) },
+                                  { u"sayOnJoin"_s, parser.values(sayOption) } });
     QObject::connect(
             &engine, &QQmlApplicationEngine::objectCreationFailed, &app,
             [] { QCoreApplication::exit(1); }, Qt::QueuedConnection);

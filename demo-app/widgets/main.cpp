@@ -23,7 +23,10 @@ int main(int argc, char *argv[])
             u"user"_s, u"The name to log in with (asked for when missing)."_s, u"name"_s);
     const QCommandLineOption roomOption(u"room"_s, u"The room joined at start."_s, u"room"_s,
                                         u"lobby"_s);
-    parser.addOptions({ urlOption, userOption, roomOption });
+    const QCommandLineOption sayOption(
+            u"say"_s, u"A message to send once the room is shown (repeatable; for screenshots)."_s,
+            u"text"_s);
+    parser.addOptions({ urlOption, userOption, roomOption, sayOption });
     parser.process(app);
 
     const QUrl url = QUrl::fromUserInput(parser.value(urlOption));
@@ -44,8 +47,19 @@ int main(int argc, char *argv[])
     // The session outlives the window, which does not own it.
     ChatDemo::ChatSession session(url, user);
     ChatDemo::ChatWindow window(&session);
-    window.joinRoom(parser.value(roomOption));
+    const QString room = parser.value(roomOption);
+    window.joinRoom(room);
     window.show();
+    const QStringList said = parser.values(sayOption);
+    QObject::connect(
+            &session, &ChatDemo::ChatSession::historyLoaded, &session,
+            [&session, room, said](const QString &loaded) {
+                if (loaded != room)
+                    return;
+                for (const QString &text : said)
+                    session.send(room, text);
+            },
+            Qt::SingleShotConnection);
     session.open();
     return app.exec();
 }
