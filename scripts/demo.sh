@@ -90,7 +90,7 @@ case "$mode" in
     demo)
         start_server "$port"
         log "Chat server at $server_url: alice in the widgets window, bob in the QML window"
-        log "Join from another machine: scripts/demo.sh --window qml --user carol --url $server_url"
+        log "More windows: scripts/demo.sh --window qml --user carol --url $server_url (other machines: start the server with --server-only --host 0.0.0.0)"
         "$demo/widgets/qtnotif-chat-widgets" --url "$server_url" --user alice &
         widgets_pid=$!
         "$demo/qml/qtnotif-chat-qml" --url "$server_url" --user bob &
