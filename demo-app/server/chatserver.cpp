@@ -28,6 +28,8 @@ Q_LOGGING_CATEGORY(lcChat, "qtnotif.demo.server", QtInfoMsg)
 // 2000 characters: a long paragraph. Anything longer is a paste that belongs elsewhere, and a
 // bound keeps the history's memory in check.
 constexpr qsizetype MaxTextLength = 2000;
+// Blocking is for a few pests, not for a directory.
+constexpr qsizetype MaxBlockedUsers = 100;
 
 // Compares without stopping at the first difference, so that how long a refusal takes does
 // not tell a forger how much of a token was right.
@@ -73,10 +75,13 @@ ChatServer::ChatServer(const Options &options, QObject *parent)
 {
     m_server->setAuthenticator(
             [this](const QtNotif::HandshakeRequest &request) { return authenticate(request); });
-    // Only users take part: an anonymous client may call "login" and "rooms", and listen to
-    // nothing ("listen_denied").
-    m_server->setListenAuthorizer([](const Identity &identity, const QString &,
-                                     const QJsonValue &) { return !identity.isAnonymous(); });
+    // Only users take part, and only in the server's rooms: an anonymous client may call
+    // "login" and "rooms", and listen to nothing ("listen_denied"). The fixed room list also
+    // bounds what clients can make the server keep (a history per room).
+    m_server->setListenAuthorizer(
+            [this](const Identity &identity, const QString &, const QJsonValue &room) {
+                return !identity.isAnonymous() && m_options.rooms.contains(room.toString());
+            });
 
     // Each listener receives the event through eventFor(): prepare runs once per recipient, at
     // notify time, so blocking someone takes effect on the next message.
@@ -318,9 +323,14 @@ void ChatServer::handleBlock(const Request &request)
     const QString other = request.payload()[u"user"].toString();
     if (!isValidName(other))
         return request.fail(u"invalid_name"_s, u"no such user name"_s);
-    if (request.payload()[u"blocked"].toBool(true))
+    if (request.payload()[u"blocked"].toBool(true)) {
+        // A bound on what one user can make the server hold.
+        if (m_blocked.value(user).size() >= MaxBlockedUsers
+            && !m_blocked.value(user).contains(other))
+            return request.fail(u"too_many_blocks"_s,
+                                u"at most %1 blocked users"_s.arg(MaxBlockedUsers));
         m_blocked[user].insert(other);
-    else
+    } else
         m_blocked[user].remove(other);
     request.reply(QJsonObject{ { u"blocked"_s, QJsonArray::fromStringList(blockedBy(user)) } });
 }

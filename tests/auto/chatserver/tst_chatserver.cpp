@@ -13,6 +13,7 @@
 #include <QtTest/QSignalSpy>
 #include <QtTest/QTest>
 
+#include <array>
 #include <memory>
 
 using namespace QtNotif;
@@ -94,6 +95,8 @@ private Q_SLOTS:
     void invalidTokensAreRefused_data();
     void invalidTokensAreRefused();
     void anonymousClientsCannotListen();
+    void onlyTheServersRoomsCanBeListened();
+    void blockListIsBounded();
     void anonymousCalls_data();
     void anonymousCalls();
     void sendReachesEveryoneButTheSender();
@@ -120,6 +123,14 @@ private:
     bool send(Window &window, const QString &room, const QString &text);
     // Listens to the three notifiers for room, and waits until the server has the listens.
     bool join(Window &window, const QString &room);
+    // Joins each window to room, in order. False if a window is missing (nullptr: it did not
+    // log in) or a join did not reach the server in time.
+    bool joinAll(const QList<Window *> &windows, const QString &room = "lobby");
+    // The set-up of most tests: a window logged in as each of names, all in order, then each
+    // joined to room in the same order. All null if a login or a join failed.
+    template<std::size_t N>
+    std::array<std::unique_ptr<Window>, N> loggedInAndJoined(const QString (&names)[N],
+                                                             const QString &room = "lobby");
     // Whether the connection listens to room on the named notifier, server side.
     bool listensTo(const Window &window, const char *notifier, const QString &room) const;
     // A round trip to the server: every notification it sent the window before has arrived,
@@ -218,6 +229,32 @@ bool tst_ChatServer::join(Window &window, const QString &room)
                        && listensTo(window, "members", room);
             },
             5000);
+}
+
+bool tst_ChatServer::joinAll(const QList<Window *> &windows, const QString &room)
+{
+    if (windows.contains(nullptr))
+        return false;
+    for (Window *window : windows) {
+        if (!join(*window, room))
+            return false;
+    }
+    return true;
+}
+
+template<std::size_t N>
+std::array<std::unique_ptr<Window>, N> tst_ChatServer::loggedInAndJoined(const QString (&names)[N],
+                                                                         const QString &room)
+{
+    std::array<std::unique_ptr<Window>, N> windows;
+    for (std::size_t i = 0; i < N; ++i)
+        windows[i] = loggedIn(names[i]);
+    QList<Window *> all;
+    for (const std::unique_ptr<Window> &window : windows)
+        all.append(window.get());
+    if (!joinAll(all, room))
+        return {};
+    return windows;
 }
 
 void tst_ChatServer::listenAndUrl()
@@ -356,11 +393,8 @@ void tst_ChatServer::loginAgainSwitchesTheUser()
 
 void tst_ChatServer::tokenAuthenticatesReconnections()
 {
-    auto alice = loggedIn("alice");
-    auto bob = loggedIn("bob");
+    auto [alice, bob] = loggedInAndJoined({ "alice", "bob" });
     QVERIFY(alice && bob);
-    QVERIFY(join(*alice, "lobby"));
-    QVERIFY(join(*bob, "lobby"));
     QSignalSpy refused(chat->server(), &Server::clientRefused);
 
     // The server drops alice's connection; her client reconnects with the token of her login.
@@ -437,6 +471,41 @@ void tst_ChatServer::anonymousClientsCannotListen()
     QVERIFY(join(*guest, "lobby"));
 }
 
+void tst_ChatServer::onlyTheServersRoomsCanBeListened()
+{
+    // Rooms are the server's: clients cannot make it keep a history for names of their own.
+    auto alice = loggedIn("alice");
+    QVERIFY(alice);
+    QSignalSpy failed(alice->messages, &ClientNotifier::listenFailed);
+    alice->messages->listen("my-own-room");
+    QTRY_COMPARE(failed.size(), 1);
+    QCOMPARE(failed.at(0).at(1).toString(), QString("listen_denied"));
+    const Answer sent
+            = call(*alice, "send", QJsonObject{ { "room", "my-own-room" }, { "text", "hi" } });
+    QCOMPARE(sent.error, QString("not_in_room"));
+    QVERIFY(join(*alice, "random"));
+}
+
+void tst_ChatServer::blockListIsBounded()
+{
+    auto alice = loggedIn("alice");
+    QVERIFY(alice);
+    for (int i = 0; i < 100; ++i) {
+        const Answer answer
+                = call(*alice, "block",
+                       QJsonObject{ { "user", QString("pest%1").arg(i) }, { "blocked", true } });
+        QVERIFY2(answer.ok(), qPrintable(answer.error));
+    }
+    const Answer full
+            = call(*alice, "block", QJsonObject{ { "user", "one-more" }, { "blocked", true } });
+    QCOMPARE(full.error, QString("too_many_blocks"));
+    // Blocking someone already blocked, or unblocking, still works.
+    QVERIFY(call(*alice, "block", QJsonObject{ { "user", "pest1" }, { "blocked", true } }).ok());
+    QVERIFY(call(*alice, "block", QJsonObject{ { "user", "pest1" }, { "blocked", false } }).ok());
+    QVERIFY(call(*alice, "block", QJsonObject{ { "user", "one-more" }, { "blocked", true } }).ok());
+    QCOMPARE(chat->blockedBy("alice").size(), 100);
+}
+
 void tst_ChatServer::anonymousCalls_data()
 {
     QTest::addColumn<QString>("method");
@@ -484,12 +553,8 @@ void tst_ChatServer::anonymousCalls()
 
 void tst_ChatServer::sendReachesEveryoneButTheSender()
 {
-    auto alice = loggedIn("alice");
-    auto aliceLaptop = loggedIn("alice");
-    auto bob = loggedIn("bob");
+    auto [alice, aliceLaptop, bob] = loggedInAndJoined({ "alice", "alice", "bob" });
     QVERIFY(alice && aliceLaptop && bob);
-    for (Window *window : { alice.get(), aliceLaptop.get(), bob.get() })
-        QVERIFY(join(*window, "lobby"));
 
     const Answer answer
             = call(*alice, "send", QJsonObject{ { "room", "lobby" }, { "text", "hello" } });
@@ -576,12 +641,8 @@ void tst_ChatServer::sendErrors()
 
 void tst_ChatServer::typingIsNotForTheTypist()
 {
-    auto alice = loggedIn("alice");
-    auto aliceLaptop = loggedIn("alice");
-    auto bob = loggedIn("bob");
+    auto [alice, aliceLaptop, bob] = loggedInAndJoined({ "alice", "alice", "bob" });
     QVERIFY(alice && aliceLaptop && bob);
-    for (Window *window : { alice.get(), aliceLaptop.get(), bob.get() })
-        QVERIFY(join(*window, "lobby"));
 
     const Answer answer
             = call(*alice, "typing", QJsonObject{ { "room", "lobby" }, { "typing", true } });
@@ -707,10 +768,9 @@ void tst_ChatServer::historyIsPreparedForTheCaller()
     auto alice = loggedIn("alice");
     auto bob = loggedIn("bob");
     auto carol = loggedIn("carol");
-    auto dave = loggedIn("dave");
-    QVERIFY(alice && bob && carol && dave);
-    for (Window *window : { alice.get(), bob.get(), carol.get() })
-        QVERIFY(join(*window, "lobby"));
+    auto dave = loggedIn("dave"); // stays out of the room
+    QVERIFY(dave);
+    QVERIFY(joinAll({ alice.get(), bob.get(), carol.get() })); // false if one is null
     QVERIFY(call(*carol, "block", QJsonObject{ { "user", "bob" }, { "blocked", true } }).ok());
 
     QVERIFY(send(*bob, "lobby", "hi @carol"));
@@ -746,13 +806,8 @@ void tst_ChatServer::historyIsPreparedForTheCaller()
 
 void tst_ChatServer::blockAndUnblockAffectLiveDelivery()
 {
-    auto alice = loggedIn("alice");
-    auto bob = loggedIn("bob");
-    auto bobLaptop = loggedIn("bob");
-    auto carol = loggedIn("carol");
+    auto [alice, bob, bobLaptop, carol] = loggedInAndJoined({ "alice", "bob", "bob", "carol" });
     QVERIFY(alice && bob && bobLaptop && carol);
-    for (Window *window : { alice.get(), bob.get(), bobLaptop.get(), carol.get() })
-        QVERIFY(join(*window, "lobby"));
     const auto block = [&](Window &window, const QString &user, bool blocked) {
         return call(window, "block", QJsonObject{ { "user", user }, { "blocked", blocked } });
     };
@@ -792,16 +847,10 @@ void tst_ChatServer::blockAndUnblockAffectLiveDelivery()
 
 void tst_ChatServer::mentionsAreMarkedOnlyForTheMentioned()
 {
-    auto alice = loggedIn("alice");
-    auto bob = loggedIn("bob");
-    auto bobby = loggedIn("bobby");
-    auto carol = loggedIn("carol");
-    auto dave = loggedIn("dave");
+    auto [alice, bob, bobby, carol, dave]
+            = loggedInAndJoined({ "alice", "bob", "bobby", "carol", "dave" });
     QVERIFY(alice && bob && bobby && carol && dave);
     const QList<Window *> listeners{ bob.get(), bobby.get(), carol.get(), dave.get() };
-    QVERIFY(join(*alice, "lobby"));
-    for (Window *window : listeners)
-        QVERIFY(join(*window, "lobby"));
 
     // "@bob," and "@dave!" are mentions; "bob" without @ is not; "@bobby" names bobby only.
     QVERIFY(send(*alice, "lobby", "hi @bob, @dave! not bob, not carol@ nor @ carol, but @bobby"));
@@ -822,13 +871,9 @@ void tst_ChatServer::mentionsAreMarkedOnlyForTheMentioned()
 
 void tst_ChatServer::kickByModerator()
 {
-    auto alice = loggedIn("alice"); // the default moderator
-    auto bob = loggedIn("bob");
-    auto bobLaptop = loggedIn("bob");
-    auto carol = loggedIn("carol");
+    // alice is the default moderator.
+    auto [alice, bob, bobLaptop, carol] = loggedInAndJoined({ "alice", "bob", "bob", "carol" });
     QVERIFY(alice && bob && bobLaptop && carol);
-    for (Window *window : { alice.get(), bob.get(), bobLaptop.get(), carol.get() })
-        QVERIFY(join(*window, "lobby"));
     QVERIFY(join(*bob, "qt"));
     // System messages are never blocked.
     QVERIFY(call(*carol, "block", QJsonObject{ { "user", "alice" }, { "blocked", true } }).ok());
@@ -887,11 +932,8 @@ void tst_ChatServer::kickByModerator()
 
 void tst_ChatServer::kickByNonModeratorIsForbidden()
 {
-    auto alice = loggedIn("alice");
-    auto bob = loggedIn("bob");
+    auto [alice, bob] = loggedInAndJoined({ "alice", "bob" });
     QVERIFY(alice && bob);
-    QVERIFY(join(*alice, "lobby"));
-    QVERIFY(join(*bob, "lobby"));
     QSignalSpy unlistened(alice->messages, &ClientNotifier::unlistened);
 
     const Answer answer

@@ -40,6 +40,57 @@ QList<bool> typingValues(const QSignalSpy &spy)
     return result;
 }
 
+// Joins room, opens the session and waits until the session is a member of the room: its
+// three listens are in place then (the server handles them in order).
+bool joinAndWait(ChatSession &session, const QString &room = "lobby")
+{
+    session.join(room);
+    session.open();
+    return QTest::qWaitFor(
+            [&] {
+                return session.state() == State::Connected
+                       && session.members(room).contains(session.userName());
+            },
+            5000);
+}
+
+// The two sessions most tests talk between: alice (a moderator) and bob, not open yet, and spies
+// on what each receives. Set the sessions up, then joinLobby(): the spies record what comes
+// after both are in the lobby.
+struct AliceAndBob
+{
+    AliceAndBob(std::unique_ptr<ChatSession> aliceSession, std::unique_ptr<ChatSession> bobSession)
+        : alice(std::move(aliceSession)), bob(std::move(bobSession))
+    {
+    }
+
+    // Joins alice, then bob, to the lobby (each with the rooms it was told to join before),
+    // then clears the spies. False if either was not in the lobby in time.
+    bool joinLobby()
+    {
+        if (!joinAndWait(*alice) || !joinAndWait(*bob))
+            return false;
+        for (QSignalSpy *spy : { &aliceMessages, &bobMessages, &aliceTyping, &bobTyping })
+            spy->clear();
+        return true;
+    }
+
+    std::unique_ptr<ChatSession> alice;
+    std::unique_ptr<ChatSession> bob;
+    QSignalSpy aliceMessages{ alice.get(), &ChatSession::messageReceived };
+    QSignalSpy bobMessages{ bob.get(), &ChatSession::messageReceived };
+    QSignalSpy aliceTyping{ alice.get(), &ChatSession::typingChanged };
+    QSignalSpy bobTyping{ bob.get(), &ChatSession::typingChanged };
+};
+
+// A plain Client listening to "typing" of the lobby, and a spy on the typing notifications it
+// receives: every one the server sends, unfiltered.
+struct TypingObserver
+{
+    std::unique_ptr<QtNotif::Client> client;
+    std::unique_ptr<QSignalSpy> sent;
+};
+
 } // namespace
 
 class tst_ChatSession : public QObject
@@ -68,12 +119,10 @@ private Q_SLOTS:
 private:
     // A session of the test server with short reconnect delays, not open yet.
     std::unique_ptr<ChatSession> makeSession(const QString &name);
-    // Joins room, opens the session and waits until the session is a member of the room: its
-    // three listens are in place then (the server handles them in order).
-    bool joinAndWait(ChatSession &session, const QString &room = "lobby");
-    // A plain Client logged in as name and listening to "typing" of the lobby: it sees every
-    // typing notification, unfiltered. Null if the listen did not reach the server in time.
-    std::unique_ptr<QtNotif::Client> makeTypingObserver(const QString &name);
+    // Sessions of alice and bob with their spies, not open yet.
+    AliceAndBob makeAliceAndBob() { return { makeSession("alice"), makeSession("bob") }; }
+    // A typing observer logged in as name. Null if its listen did not reach the server in time.
+    std::unique_ptr<TypingObserver> makeTypingObserver(const QString &name);
 
     std::unique_ptr<ChatServer> server;
 };
@@ -98,19 +147,7 @@ std::unique_ptr<ChatSession> tst_ChatSession::makeSession(const QString &name)
     return session;
 }
 
-bool tst_ChatSession::joinAndWait(ChatSession &session, const QString &room)
-{
-    session.join(room);
-    session.open();
-    return QTest::qWaitFor(
-            [&] {
-                return session.state() == State::Connected
-                       && session.members(room).contains(session.userName());
-            },
-            5000);
-}
-
-std::unique_ptr<QtNotif::Client> tst_ChatSession::makeTypingObserver(const QString &name)
+std::unique_ptr<TypingObserver> tst_ChatSession::makeTypingObserver(const QString &name)
 {
     const QtNotif::AbstractNotifier *typing = server->server()->notifier("typing");
     const int listeners = typing->listenerCountJson("lobby");
@@ -124,7 +161,11 @@ std::unique_ptr<QtNotif::Client> tst_ChatSession::makeTypingObserver(const QStri
                          5000)) {
         return nullptr;
     }
-    return client;
+    auto observer = std::make_unique<TypingObserver>();
+    observer->sent = std::make_unique<QSignalSpy>(client->notifier("typing"),
+                                                  &QtNotif::ClientNotifier::clientEvent);
+    observer->client = std::move(client);
+    return observer;
 }
 
 void tst_ChatSession::logsInAndReportsModerator()
@@ -218,363 +259,324 @@ void tst_ChatSession::joinReportsHistoryAndMembers()
 
 void tst_ChatSession::sendReachesOthersAndTheSenderOnce()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
-    QVERIFY(joinAndWait(*alice));
-    QVERIFY(joinAndWait(*bob));
-    QSignalSpy aliceMessages(alice.get(), &ChatSession::messageReceived);
-    QSignalSpy bobMessages(bob.get(), &ChatSession::messageReceived);
+    AliceAndBob chat = makeAliceAndBob();
+    QVERIFY(chat.joinLobby());
 
-    alice->send("lobby", "hi bob");
-    QTRY_COMPARE(bobMessages.size(), 1);
-    QCOMPARE(lines(bobMessages), QStringList{ "alice: hi bob" });
-    QTRY_COMPARE(aliceMessages.size(), 1);
-    QCOMPARE(lines(aliceMessages), QStringList{ "alice: hi bob" });
+    chat.alice->send("lobby", "hi bob");
+    QTRY_COMPARE(chat.bobMessages.size(), 1);
+    QCOMPARE(lines(chat.bobMessages), QStringList{ "alice: hi bob" });
+    QTRY_COMPARE(chat.aliceMessages.size(), 1);
+    QCOMPARE(lines(chat.aliceMessages), QStringList{ "alice: hi bob" });
 
     // The server does not send alice her own message: bob's answer, sent after it, proves no
     // second copy is on its way.
-    bob->send("lobby", "hi alice");
-    QTRY_COMPARE(aliceMessages.size(), 2);
-    QCOMPARE(lines(aliceMessages), (QStringList{ "alice: hi bob", "bob: hi alice" }));
-    QTRY_COMPARE(bobMessages.size(), 2);
-    QCOMPARE(lines(bobMessages), (QStringList{ "alice: hi bob", "bob: hi alice" }));
+    chat.bob->send("lobby", "hi alice");
+    QTRY_COMPARE(chat.aliceMessages.size(), 2);
+    QCOMPARE(lines(chat.aliceMessages), (QStringList{ "alice: hi bob", "bob: hi alice" }));
+    QTRY_COMPARE(chat.bobMessages.size(), 2);
+    QCOMPARE(lines(chat.bobMessages), (QStringList{ "alice: hi bob", "bob: hi alice" }));
 
     // Writing to a room not joined fails on the client.
-    QSignalSpy errors(alice.get(), &ChatSession::errorOccurred);
-    alice->send("qt", "anyone?");
+    QSignalSpy errors(chat.alice.get(), &ChatSession::errorOccurred);
+    chat.alice->send("qt", "anyone?");
     QCOMPARE(errors.size(), 1);
 }
 
 void tst_ChatSession::typingIsThrottledAndNotForMe()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
+    AliceAndBob chat = makeAliceAndBob();
     constexpr auto repeat = 200ms;
-    alice->setTypingIntervals(repeat, 400ms);
-    QVERIFY(joinAndWait(*alice));
-    QVERIFY(joinAndWait(*bob));
+    chat.alice->setTypingIntervals(repeat, 400ms);
+    QVERIFY(chat.joinLobby());
     const auto observer = makeTypingObserver("carol");
     QVERIFY(observer);
-    QSignalSpy sent(observer->notifier("typing"), &QtNotif::ClientNotifier::clientEvent);
-    QSignalSpy aliceTyping(alice.get(), &ChatSession::typingChanged);
-    QSignalSpy bobTyping(bob.get(), &ChatSession::typingChanged);
 
     // Keystrokes in a row: one "typing".
     for (int i = 0; i < 5; ++i)
-        alice->setTyping("lobby", true);
-    QTRY_COMPARE(bobTyping.size(), 1);
-    QCOMPARE(bobTyping.at(0).at(0).toString(), QString("lobby"));
-    QCOMPARE(bobTyping.at(0).at(1).toStringList(), QStringList{ "alice" });
-    QCOMPARE(bob->typists("lobby"), QStringList{ "alice" });
-    QTRY_COMPARE(sent.size(), 1);
+        chat.alice->setTyping("lobby", true);
+    QTRY_COMPARE(chat.bobTyping.size(), 1);
+    QCOMPARE(chat.bobTyping.at(0).at(0).toString(), QString("lobby"));
+    QCOMPARE(chat.bobTyping.at(0).at(1).toStringList(), QStringList{ "alice" });
+    QCOMPARE(chat.bob->typists("lobby"), QStringList{ "alice" });
+    QTRY_COMPARE(observer->sent->size(), 1);
 
     // Idle: "not typing" by itself.
-    QTRY_COMPARE(bobTyping.size(), 2);
-    QVERIFY(bob->typists("lobby").isEmpty());
-    QTRY_COMPARE(typingValues(sent), (QList<bool>{ true, false }));
+    QTRY_COMPARE(chat.bobTyping.size(), 2);
+    QVERIFY(chat.bob->typists("lobby").isEmpty());
+    QTRY_COMPARE(typingValues(*observer->sent), (QList<bool>{ true, false }));
 
     // Typing on and on: "typing" again once per repeat interval, not per keystroke.
     QTimer keystrokes;
     keystrokes.setInterval(20ms);
-    connect(&keystrokes, &QTimer::timeout, alice.get(), [&] { alice->setTyping("lobby", true); });
+    connect(&keystrokes, &QTimer::timeout, chat.alice.get(),
+            [&] { chat.alice->setTyping("lobby", true); });
     QElapsedTimer elapsed;
     elapsed.start();
     keystrokes.start();
-    alice->setTyping("lobby", true);
+    chat.alice->setTyping("lobby", true);
     QVERIFY(QTest::qWaitFor([&] { return elapsed.elapsed() >= 700; }, 5000));
     keystrokes.stop();
     const qint64 typedFor = elapsed.elapsed();
-    alice->setTyping("lobby", false); // the input was cleared
-    QTRY_COMPARE(typingValues(sent).last(), false);
-    const qsizetype repeats = typingValues(sent).count(true) - 1;
+    chat.alice->setTyping("lobby", false); // the input was cleared
+    QTRY_COMPARE(typingValues(*observer->sent).last(), false);
+    const qsizetype repeats = typingValues(*observer->sent).count(true) - 1;
     // At most once per interval (timers may fire a little early), and more than once.
     QVERIFY2(repeats >= 2 && repeats <= typedFor / (repeat.count() * 9 / 10) + 1,
              qPrintable(QString("%1 repeats in %2 ms").arg(repeats).arg(typedFor)));
 
     // notFor me: alice is never told about her own typing.
-    QCOMPARE(aliceTyping.size(), 0);
-    QCOMPARE(bob->typists("lobby"), QStringList());
+    QCOMPARE(chat.aliceTyping.size(), 0);
+    QCOMPARE(chat.bob->typists("lobby"), QStringList());
 }
 
 void tst_ChatSession::sendingStopsTyping()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
-    alice->setTypingIntervals(10s, 10s); // nothing by the timers during this test
-    QVERIFY(joinAndWait(*alice));
-    QVERIFY(joinAndWait(*bob));
+    AliceAndBob chat = makeAliceAndBob();
+    chat.alice->setTypingIntervals(10s, 10s); // nothing by the timers during this test
+    QVERIFY(chat.joinLobby());
     const auto observer = makeTypingObserver("carol");
     QVERIFY(observer);
-    QSignalSpy sent(observer->notifier("typing"), &QtNotif::ClientNotifier::clientEvent);
 
-    alice->setTyping("lobby", true);
-    QTRY_COMPARE(bob->typists("lobby"), QStringList{ "alice" });
-    alice->send("lobby", "done");
+    chat.alice->setTyping("lobby", true);
+    QTRY_COMPARE(chat.bob->typists("lobby"), QStringList{ "alice" });
+    chat.alice->send("lobby", "done");
     // The server says alice stopped typing when she sends.
-    QTRY_COMPARE(bob->typists("lobby"), QStringList());
+    QTRY_COMPARE(chat.bob->typists("lobby"), QStringList());
     // Typing again right after is new typing, announced at once although the repeat interval
     // has not passed.
-    alice->setTyping("lobby", true);
-    QTRY_COMPARE(typingValues(sent), (QList<bool>{ true, false, true }));
-    QTRY_COMPARE(bob->typists("lobby"), QStringList{ "alice" });
+    chat.alice->setTyping("lobby", true);
+    QTRY_COMPARE(typingValues(*observer->sent), (QList<bool>{ true, false, true }));
+    QTRY_COMPARE(chat.bob->typists("lobby"), QStringList{ "alice" });
 }
 
 void tst_ChatSession::blockedSenderIsNotReceived()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
-    QVERIFY(joinAndWait(*alice));
-    QVERIFY(joinAndWait(*bob));
+    AliceAndBob chat = makeAliceAndBob();
+    QVERIFY(chat.joinLobby());
     const auto observer = makeTypingObserver("carol");
     QVERIFY(observer);
-    QSignalSpy sent(observer->notifier("typing"), &QtNotif::ClientNotifier::clientEvent);
-    QSignalSpy bobMessages(bob.get(), &ChatSession::messageReceived);
-    QSignalSpy bobTyping(bob.get(), &ChatSession::typingChanged);
-    QSignalSpy blocked(bob.get(), &ChatSession::blockedUsersChanged);
+    QSignalSpy blocked(chat.bob.get(), &ChatSession::blockedUsersChanged);
 
-    bob->setBlocked("alice", true);
+    chat.bob->setBlocked("alice", true);
     QTRY_COMPARE(blocked.size(), 1);
     QCOMPARE(blocked.at(0).at(0).toStringList(), QStringList{ "alice" });
-    QVERIFY(bob->isBlocked("alice"));
+    QVERIFY(chat.bob->isBlocked("alice"));
 
-    QSignalSpy aliceMessages(alice.get(), &ChatSession::messageReceived);
-    alice->send("lobby", "can you hear me?");
-    alice->setTyping("lobby", true);
-    QTRY_COMPARE(aliceMessages.size(), 1); // the server took it
+    chat.alice->send("lobby", "can you hear me?");
+    chat.alice->setTyping("lobby", true);
+    QTRY_COMPARE(chat.aliceMessages.size(), 1); // the server took it
     // Carol got the typing (after the "not typing" that sending implies).
-    QTRY_COMPARE(typingValues(sent), (QList<bool>{ false, true }));
+    QTRY_COMPARE(typingValues(*observer->sent), (QList<bool>{ false, true }));
 
     // The reply to bob's unblock comes on the connection that would have brought both, after
     // them: once it is here, the message is not coming, and the typing came but was not shown.
     qsizetype typingWhenUnblocked = -1;
-    connect(bob.get(), &ChatSession::blockedUsersChanged, this,
-            [&] { typingWhenUnblocked = bobTyping.size(); });
-    bob->setBlocked("alice", false);
+    connect(chat.bob.get(), &ChatSession::blockedUsersChanged, this,
+            [&] { typingWhenUnblocked = chat.bobTyping.size(); });
+    chat.bob->setBlocked("alice", false);
     QTRY_COMPARE(blocked.size(), 2);
     QCOMPARE(blocked.at(1).at(0).toStringList(), QStringList());
-    QCOMPARE(bobMessages.size(), 0);
+    QCOMPARE(chat.bobMessages.size(), 0);
     QCOMPARE(typingWhenUnblocked, 0);
     // Unblocked, her typing shows (the server had sent it).
-    QCOMPARE(bobTyping.size(), 1);
-    QCOMPARE(bob->typists("lobby"), QStringList{ "alice" });
+    QCOMPARE(chat.bobTyping.size(), 1);
+    QCOMPARE(chat.bob->typists("lobby"), QStringList{ "alice" });
 
-    alice->send("lobby", "and now?");
-    QTRY_COMPARE(bobMessages.size(), 1);
-    QCOMPARE(lines(bobMessages), QStringList{ "alice: and now?" });
+    chat.alice->send("lobby", "and now?");
+    QTRY_COMPARE(chat.bobMessages.size(), 1);
+    QCOMPARE(lines(chat.bobMessages), QStringList{ "alice: and now?" });
 }
 
 void tst_ChatSession::mentionIsMarked()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
+    AliceAndBob chat = makeAliceAndBob();
     auto carol = makeSession("carol");
-    QVERIFY(joinAndWait(*alice));
-    QVERIFY(joinAndWait(*bob));
+    QVERIFY(chat.joinLobby());
     QVERIFY(joinAndWait(*carol));
-    QSignalSpy bobMessages(bob.get(), &ChatSession::messageReceived);
     QSignalSpy carolMessages(carol.get(), &ChatSession::messageReceived);
 
-    alice->send("lobby", "hello @bob");
-    QTRY_COMPARE(bobMessages.size(), 1);
-    QVERIFY(bobMessages.at(0).at(1).toMap().value("mentionsMe").toBool());
+    chat.alice->send("lobby", "hello @bob");
+    QTRY_COMPARE(chat.bobMessages.size(), 1);
+    QVERIFY(chat.bobMessages.at(0).at(1).toMap().value("mentionsMe").toBool());
     QTRY_COMPARE(carolMessages.size(), 1);
     QVERIFY(!carolMessages.at(0).at(1).toMap().value("mentionsMe").toBool());
 }
 
 void tst_ChatSession::commands()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
-    QVERIFY(joinAndWait(*alice));
-    QVERIFY(joinAndWait(*bob));
-    QSignalSpy errors(alice.get(), &ChatSession::errorOccurred);
-    QSignalSpy blocked(alice.get(), &ChatSession::blockedUsersChanged);
-    QSignalSpy bobMessages(bob.get(), &ChatSession::messageReceived);
+    AliceAndBob chat = makeAliceAndBob();
+    QVERIFY(chat.joinLobby());
+    QSignalSpy errors(chat.alice.get(), &ChatSession::errorOccurred);
+    QSignalSpy blocked(chat.alice.get(), &ChatSession::blockedUsersChanged);
 
-    QVERIFY(!alice->submit("lobby", "   "));
-    QVERIFY(!alice->submit("lobby", "/dance"));
-    QVERIFY(!alice->submit("lobby", "/block"));
-    QVERIFY(!alice->submit("lobby", "/kick bob now"));
+    QVERIFY(!chat.alice->submit("lobby", "   "));
+    QVERIFY(!chat.alice->submit("lobby", "/dance"));
+    QVERIFY(!chat.alice->submit("lobby", "/block"));
+    QVERIFY(!chat.alice->submit("lobby", "/kick bob now"));
     QCOMPARE(errors.size(), 3);
 
-    QVERIFY(alice->submit("lobby", "/block bob"));
-    QTRY_COMPARE(alice->blockedUsers(), QStringList{ "bob" });
-    QVERIFY(alice->submit("lobby", "/unblock  bob"));
+    QVERIFY(chat.alice->submit("lobby", "/block bob"));
+    QTRY_COMPARE(chat.alice->blockedUsers(), QStringList{ "bob" });
+    QVERIFY(chat.alice->submit("lobby", "/unblock  bob"));
     QTRY_COMPARE(blocked.size(), 2);
-    QVERIFY(alice->blockedUsers().isEmpty());
+    QVERIFY(chat.alice->blockedUsers().isEmpty());
 
-    QVERIFY(alice->submit("lobby", "  plain text  "));
-    QTRY_COMPARE(lines(bobMessages), QStringList{ "alice: plain text" });
+    QVERIFY(chat.alice->submit("lobby", "  plain text  "));
+    QTRY_COMPARE(lines(chat.bobMessages), QStringList{ "alice: plain text" });
 
-    QSignalSpy removed(bob.get(), &ChatSession::removedFromRoom);
-    QVERIFY(alice->submit("lobby", "/kick bob"));
+    QSignalSpy removed(chat.bob.get(), &ChatSession::removedFromRoom);
+    QVERIFY(chat.alice->submit("lobby", "/kick bob"));
     QTRY_COMPARE(removed.size(), 1);
     QCOMPARE(errors.size(), 3);
 }
 
 void tst_ChatSession::kickRemovesFromRoom()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
-    QVERIFY(joinAndWait(*alice));
-    bob->join("qt");
-    QVERIFY(joinAndWait(*bob));
-    QTRY_COMPARE(alice->members("lobby"), (QStringList{ "alice", "bob" }));
-    QSignalSpy removed(bob.get(), &ChatSession::removedFromRoom);
-    QSignalSpy bobJoined(bob.get(), &ChatSession::joinedRoomsChanged);
-    QSignalSpy aliceMessages(alice.get(), &ChatSession::messageReceived);
+    AliceAndBob chat = makeAliceAndBob();
+    chat.bob->join("qt");
+    QVERIFY(chat.joinLobby());
+    QTRY_COMPARE(chat.alice->members("lobby"), (QStringList{ "alice", "bob" }));
+    QSignalSpy removed(chat.bob.get(), &ChatSession::removedFromRoom);
+    QSignalSpy bobJoined(chat.bob.get(), &ChatSession::joinedRoomsChanged);
 
-    alice->kick("lobby", "bob");
+    chat.alice->kick("lobby", "bob");
     QTRY_COMPARE(removed.size(), 1);
     QCOMPARE(removed.at(0).at(0).toString(), QString("lobby"));
-    QVERIFY(!bob->isJoined("lobby"));
-    QCOMPARE(bob->joinedRooms(), QStringList{ "qt" });
+    QVERIFY(!chat.bob->isJoined("lobby"));
+    QCOMPARE(chat.bob->joinedRooms(), QStringList{ "qt" });
     QCOMPARE(bobJoined.size(), 1);
     QCOMPARE(bobJoined.at(0).at(0).toStringList(), QStringList{ "qt" });
 
-    QTRY_COMPARE(aliceMessages.size(), 1);
-    const QVariantMap notice = aliceMessages.at(0).at(1).toMap();
+    QTRY_COMPARE(chat.aliceMessages.size(), 1);
+    const QVariantMap notice = chat.aliceMessages.at(0).at(1).toMap();
     QCOMPARE(notice.value("kind").toString(), QString("system"));
     QCOMPARE(notice.value("text").toString(), QString("bob was removed by alice"));
-    QTRY_COMPARE(alice->members("lobby"), QStringList{ "alice" });
+    QTRY_COMPARE(chat.alice->members("lobby"), QStringList{ "alice" });
 
     // Removed for good: a reconnection does not bring bob back into the room.
     const QtNotif::ConnectionId connection = server->server()->connectionsOfUser("bob").first();
     server->server()->disconnectClient(connection);
-    QTRY_COMPARE(bob->state(), State::Reconnecting);
-    QTRY_COMPARE(bob->state(), State::Connected);
+    QTRY_COMPARE(chat.bob->state(), State::Reconnecting);
+    QTRY_COMPARE(chat.bob->state(), State::Connected);
     QTRY_COMPARE(server->members("qt"), QStringList{ "bob" });
     QCOMPARE(server->members("lobby"), QStringList{ "alice" });
 }
 
 void tst_ChatSession::onlyModeratorsKick()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
-    QVERIFY(joinAndWait(*alice));
-    QVERIFY(joinAndWait(*bob));
-    QSignalSpy errors(bob.get(), &ChatSession::errorOccurred);
-    bob->kick("lobby", "alice");
+    AliceAndBob chat = makeAliceAndBob();
+    QVERIFY(chat.joinLobby());
+    QSignalSpy errors(chat.bob.get(), &ChatSession::errorOccurred);
+    chat.bob->kick("lobby", "alice");
     QTRY_COMPARE(errors.size(), 1);
-    QVERIFY2(bob->errorString().contains("moderators"), qPrintable(bob->errorString()));
-    QVERIFY(alice->isJoined("lobby"));
+    QVERIFY2(chat.bob->errorString().contains("moderators"), qPrintable(chat.bob->errorString()));
+    QVERIFY(chat.alice->isJoined("lobby"));
     QCOMPARE(server->members("lobby"), (QStringList{ "alice", "bob" }));
 
     // A moderator removing someone who is not there is told so.
-    QSignalSpy aliceErrors(alice.get(), &ChatSession::errorOccurred);
-    alice->kick("lobby", "nobody");
+    QSignalSpy aliceErrors(chat.alice.get(), &ChatSession::errorOccurred);
+    chat.alice->kick("lobby", "nobody");
     QTRY_COMPARE(aliceErrors.size(), 1);
 }
 
 void tst_ChatSession::leaveThenJoinReportsHistoryAgain()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
-    QVERIFY(joinAndWait(*alice));
-    QVERIFY(joinAndWait(*bob));
-    QSignalSpy bobMessages(bob.get(), &ChatSession::messageReceived);
-    alice->send("lobby", "before");
-    QTRY_COMPARE(bobMessages.size(), 1);
+    AliceAndBob chat = makeAliceAndBob();
+    QVERIFY(chat.joinLobby());
+    chat.alice->send("lobby", "before");
+    QTRY_COMPARE(chat.bobMessages.size(), 1);
 
-    bob->leave("lobby");
-    QVERIFY(!bob->isJoined("lobby"));
-    QTRY_COMPARE(alice->members("lobby"), QStringList{ "alice" });
-    QVERIFY(bob->members("lobby").isEmpty());
+    chat.bob->leave("lobby");
+    QVERIFY(!chat.bob->isJoined("lobby"));
+    QTRY_COMPARE(chat.alice->members("lobby"), QStringList{ "alice" });
+    QVERIFY(chat.bob->members("lobby").isEmpty());
 
-    bob->join("lobby");
-    QTRY_COMPARE(bobMessages.size(), 2);
-    QCOMPARE(lines(bobMessages), (QStringList{ "alice: before", "alice: before" }));
-    QTRY_COMPARE(alice->members("lobby"), (QStringList{ "alice", "bob" }));
+    chat.bob->join("lobby");
+    QTRY_COMPARE(chat.bobMessages.size(), 2);
+    QCOMPARE(lines(chat.bobMessages), (QStringList{ "alice: before", "alice: before" }));
+    QTRY_COMPARE(chat.alice->members("lobby"), (QStringList{ "alice", "bob" }));
 }
 
 void tst_ChatSession::reconnectDoesNotDuplicateMessages()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
-    QVERIFY(joinAndWait(*alice));
-    QVERIFY(joinAndWait(*bob));
-    QSignalSpy aliceMessages(alice.get(), &ChatSession::messageReceived);
-    QSignalSpy bobMessages(bob.get(), &ChatSession::messageReceived);
-    alice->send("lobby", "one");
-    bob->send("lobby", "two");
-    QTRY_COMPARE(bobMessages.size(), 2);
-    QTRY_COMPARE(aliceMessages.size(), 2);
-    QSignalSpy bobStates(bob.get(), &ChatSession::stateChanged);
-    QSignalSpy bobHistory(bob.get(), &ChatSession::historyLoaded);
+    AliceAndBob chat = makeAliceAndBob();
+    QVERIFY(chat.joinLobby());
+    chat.alice->send("lobby", "one");
+    chat.bob->send("lobby", "two");
+    QTRY_COMPARE(chat.bobMessages.size(), 2);
+    QTRY_COMPARE(chat.aliceMessages.size(), 2);
+    QSignalSpy bobStates(chat.bob.get(), &ChatSession::stateChanged);
+    QSignalSpy bobHistory(chat.bob.get(), &ChatSession::historyLoaded);
 
     server->server()->disconnectClient(server->server()->connectionsOfUser("bob").first());
-    QTRY_COMPARE(bob->state(), State::Reconnecting);
-    QTRY_COMPARE(bob->state(), State::Connected);
+    QTRY_COMPARE(chat.bob->state(), State::Reconnecting);
+    QTRY_COMPARE(chat.bob->state(), State::Connected);
     QCOMPARE(bobStates.size(), 2);
     QCOMPARE(bobStates.at(0).at(0).value<State>(), State::Reconnecting);
     QCOMPARE(bobStates.at(1).at(0).value<State>(), State::Connected);
-    QCOMPARE(bob->client()->userId(), QString("bob")); // by the token, without a login
+    QCOMPARE(chat.bob->client()->userId(), QString("bob")); // by the token, without a login
     QTRY_COMPARE(server->members("lobby"), (QStringList{ "alice", "bob" }));
     QTRY_COMPARE(bobHistory.size(), 1);
-    QCOMPARE(bobMessages.size(), 2);
+    QCOMPARE(chat.bobMessages.size(), 2);
 
     // The history fetched again holds "one" and "two": neither is reported again. A message
     // sent after the reconnection comes after that history.
-    alice->send("lobby", "three");
-    QTRY_COMPARE(bobMessages.size(), 3);
-    QCOMPARE(lines(bobMessages), (QStringList{ "alice: one", "bob: two", "alice: three" }));
-    bob->send("lobby", "four");
-    QTRY_COMPARE(aliceMessages.size(), 4);
-    QTRY_COMPARE(bobMessages.size(), 4);
-    QCOMPARE(lines(bobMessages),
+    chat.alice->send("lobby", "three");
+    QTRY_COMPARE(chat.bobMessages.size(), 3);
+    QCOMPARE(lines(chat.bobMessages), (QStringList{ "alice: one", "bob: two", "alice: three" }));
+    chat.bob->send("lobby", "four");
+    QTRY_COMPARE(chat.aliceMessages.size(), 4);
+    QTRY_COMPARE(chat.bobMessages.size(), 4);
+    QCOMPARE(lines(chat.bobMessages),
              (QStringList{ "alice: one", "bob: two", "alice: three", "bob: four" }));
 }
 
 void tst_ChatSession::reconnectFetchesMissedMessages()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
-    QVERIFY(joinAndWait(*alice));
-    QVERIFY(joinAndWait(*bob));
-    QSignalSpy bobMessages(bob.get(), &ChatSession::messageReceived);
-    alice->send("lobby", "seen");
-    QTRY_COMPARE(bobMessages.size(), 1);
+    AliceAndBob chat = makeAliceAndBob();
+    QVERIFY(chat.joinLobby());
+    chat.alice->send("lobby", "seen");
+    QTRY_COMPARE(chat.bobMessages.size(), 1);
 
     // Bob stays away while alice writes, then comes back: the Client listens again by
     // itself, and the history fills the gap.
-    bob->client()->setAutoReconnect(false);
+    chat.bob->client()->setAutoReconnect(false);
     server->server()->disconnectClient(server->server()->connectionsOfUser("bob").first());
-    QTRY_COMPARE(bob->state(), State::Disconnected);
-    QSignalSpy aliceMessages(alice.get(), &ChatSession::messageReceived);
-    alice->send("lobby", "missed");
-    QTRY_COMPARE(aliceMessages.size(), 1);
-    bob->open();
-    QTRY_COMPARE(bobMessages.size(), 2);
-    QCOMPARE(lines(bobMessages), (QStringList{ "alice: seen", "alice: missed" }));
-    QVERIFY(bob->isJoined("lobby"));
+    QTRY_COMPARE(chat.bob->state(), State::Disconnected);
+    chat.aliceMessages.clear(); // her copy of "seen" is not counted
+    chat.alice->send("lobby", "missed");
+    QTRY_COMPARE(chat.aliceMessages.size(), 1);
+    chat.bob->open();
+    QTRY_COMPARE(chat.bobMessages.size(), 2);
+    QCOMPARE(lines(chat.bobMessages), (QStringList{ "alice: seen", "alice: missed" }));
+    QVERIFY(chat.bob->isJoined("lobby"));
     QTRY_COMPARE(server->members("lobby"), (QStringList{ "alice", "bob" }));
-    alice->send("lobby", "live");
-    QTRY_COMPARE(bobMessages.size(), 3);
-    QCOMPARE(lines(bobMessages), (QStringList{ "alice: seen", "alice: missed", "alice: live" }));
+    chat.alice->send("lobby", "live");
+    QTRY_COMPARE(chat.bobMessages.size(), 3);
+    QCOMPARE(lines(chat.bobMessages),
+             (QStringList{ "alice: seen", "alice: missed", "alice: live" }));
 }
 
 void tst_ChatSession::refusedTokenLogsInAgain()
 {
-    auto alice = makeSession("alice");
-    auto bob = makeSession("bob");
-    QVERIFY(joinAndWait(*alice));
-    QVERIFY(joinAndWait(*bob));
-    QSignalSpy bobErrors(bob.get(), &ChatSession::errorOccurred);
+    AliceAndBob chat = makeAliceAndBob();
+    QVERIFY(chat.joinLobby());
+    QSignalSpy bobErrors(chat.bob.get(), &ChatSession::errorOccurred);
 
     // As if the server had restarted with another secret: the token is refused at the next
     // handshake. The session logs in again and keeps its rooms.
-    bob->client()->setToken("bob.0123");
+    chat.bob->client()->setToken("bob.0123");
     server->server()->disconnectClient(server->server()->connectionsOfUser("bob").first());
-    QTRY_VERIFY(bob->client()->token() == server->tokenFor("bob"));
-    QTRY_COMPARE(bob->state(), State::Connected);
+    QTRY_VERIFY(chat.bob->client()->token() == server->tokenFor("bob"));
+    QTRY_COMPARE(chat.bob->state(), State::Connected);
     QVERIFY(bobErrors.size() >= 1);
-    QCOMPARE(bob->joinedRooms(), QStringList{ "lobby" });
+    QCOMPARE(chat.bob->joinedRooms(), QStringList{ "lobby" });
     QTRY_COMPARE(server->members("lobby"), (QStringList{ "alice", "bob" }));
 
-    QSignalSpy bobMessages(bob.get(), &ChatSession::messageReceived);
-    alice->send("lobby", "still there?");
-    QTRY_COMPARE(bobMessages.size(), 1);
-    QCOMPARE(lines(bobMessages), QStringList{ "alice: still there?" });
+    chat.bobMessages.clear(); // only what comes after the new login
+    chat.alice->send("lobby", "still there?");
+    QTRY_COMPARE(chat.bobMessages.size(), 1);
+    QCOMPARE(lines(chat.bobMessages), QStringList{ "alice: still there?" });
 }
 
 QTEST_GUILESS_MAIN(tst_ChatSession)
