@@ -24,8 +24,9 @@ public:
     explicit QmlClient(QObject *parent = nullptr);
 
     // Whether the client should be connected: true opens it (once the component is complete
-    // and url is set), false closes it. False by default. After a refusal (error() AuthenticationError) the
-    // client stays Disconnected while active: set a new token, then active to false and true.
+    // and url is set), false closes it. False by default. After a refusal (error()
+    // AuthenticationError) the client stays Disconnected while active: set a new token, then active
+    // to false and true.
     bool isActive() const { return m_active; }
     void setActive(bool active);
 
