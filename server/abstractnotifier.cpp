@@ -46,7 +46,7 @@ bool AbstractNotifier::listenJson(ConnectionId connection, const QJsonValue &key
         d->send(*c, encode({ { QLatin1String("op"), Op::Listened },
                              { QLatin1String("notifier"), m_name },
                              { QLatin1String("key"), key } }));
-        d->listenerAdded(m_name, connection, c->identity, key);
+        Q_EMIT listenerAdded(connection, c->identity, key);
     }
     return true;
 }
@@ -56,12 +56,11 @@ bool AbstractNotifier::unlistenJson(ConnectionId connection, const QJsonValue &k
     if (!m_registered)
         return false;
     ServerPrivate *d = m_server->d.get();
-    const QString keyText = canonicalKey(key);
-    if (!d->registry.unlisten(connection, m_name, keyText))
+    if (!d->registry.unlisten(connection, m_name, canonicalKey(key)))
         return false;
     d->sendUnlistened(connection, m_name, key, UnlistenReason::Server);
     if (Connection *c = d->connection(connection))
-        d->listenersRemoved(connection, c->identity, { { m_name, keyText, key } });
+        Q_EMIT listenerRemoved(connection, c->identity, key);
     return true;
 }
 
@@ -70,13 +69,11 @@ int AbstractNotifier::unlistenUserJson(const QString &userId, const QJsonValue &
     if (!m_registered)
         return 0;
     ServerPrivate *d = m_server->d.get();
-    const QString keyText = canonicalKey(key);
-    const QList<ConnectionId> removed = d->registry.unlistenUser(userId, m_name, keyText);
-    for (ConnectionId connection : removed)
-        d->sendUnlistened(connection, m_name, key, UnlistenReason::User);
+    const QList<ConnectionId> removed = d->registry.unlistenUser(userId, m_name, canonicalKey(key));
     for (ConnectionId connection : removed) {
+        d->sendUnlistened(connection, m_name, key, UnlistenReason::User);
         if (Connection *c = d->connection(connection))
-            d->listenersRemoved(connection, c->identity, { { m_name, keyText, key } });
+            Q_EMIT listenerRemoved(connection, c->identity, key);
     }
     return int(removed.size());
 }

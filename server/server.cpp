@@ -168,13 +168,6 @@ void ServerPrivate::dropConnection(ConnectionId id, quint16 closeCode, const QSt
         closeSocket(socket, closeCode, reason);
 }
 
-void ServerPrivate::listenerAdded(const QString &notifier, ConnectionId id,
-                                  const Identity &identity, const QJsonValue &key)
-{
-    if (AbstractNotifier *n = notifiers.value(notifier))
-        Q_EMIT n->listenerAdded(id, identity, key);
-}
-
 void ServerPrivate::listenersRemoved(ConnectionId id, const Identity &identity,
                                      const QList<Registry::Listen> &removed)
 {
@@ -278,21 +271,21 @@ void ServerPrivate::handleListen(Connection &c, const ClientFrame &frame)
         return;
     }
     send(c, ackFrame(frame.id, { { QLatin1String("alreadyListening"), false } }));
-    listenerAdded(frame.notifier, c.id, c.identity, frame.key);
+    Q_EMIT notifier->listenerAdded(c.id, c.identity, frame.key);
 }
 
 void ServerPrivate::handleUnlisten(Connection &c, const ClientFrame &frame)
 {
-    if (!notifiers.contains(frame.notifier)) {
+    AbstractNotifier *notifier = notifiers.value(frame.notifier);
+    if (!notifier) {
         send(c, errorFrame(ErrorCode::UnknownNotifier,
                            QStringLiteral("no notifier \"%1\"").arg(frame.notifier), frame.id));
         return;
     }
-    const QString key = canonicalKey(frame.key);
-    const bool was = registry.unlisten(c.id, frame.notifier, key);
+    const bool was = registry.unlisten(c.id, frame.notifier, canonicalKey(frame.key));
     send(c, ackFrame(frame.id, { { QLatin1String("wasListening"), was } }));
     if (was)
-        listenersRemoved(c.id, c.identity, { { frame.notifier, key, frame.key } });
+        Q_EMIT notifier->listenerRemoved(c.id, c.identity, frame.key);
 }
 
 void ServerPrivate::handleRequest(Connection &c, const ClientFrame &frame)

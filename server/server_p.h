@@ -67,9 +67,8 @@ public:
     void sendUnlistened(ConnectionId id, const QString &notifier, const QJsonValue &key,
                         QLatin1String reason);
 
-    // Emit the notifier's listenerAdded / listenerRemoved once the tables are consistent.
-    void listenerAdded(const QString &notifier, ConnectionId id, const Identity &identity,
-                       const QJsonValue &key);
+    // Emits listenerRemoved on the notifier of each removed listen (a connection gone or
+    // reset), once the tables are consistent.
     void listenersRemoved(ConnectionId id, const Identity &identity,
                           const QList<Registry::Listen> &removed);
 
