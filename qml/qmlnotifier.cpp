@@ -95,25 +95,8 @@ void QmlNotifier::setKeys(const QVariantList &keys)
     if (m_keys == plain)
         return;
     m_keys = plain;
-    if (m_notifier) {
-        // Take the new shares before giving back the old ones, so that a key in both lists
-        // is never unlistened in between.
-        KeyShares *shares = KeyShares::of(m_notifier);
-        QHash<QString, QVariant> wanted;
-        for (const QVariant &key : std::as_const(m_keys)) {
-            const QString canonical = canonicalQmlKey(key);
-            if (wanted.contains(canonical))
-                continue;
-            wanted.insert(canonical, key);
-            if (!m_held.contains(canonical))
-                shares->acquire(canonical, key);
-        }
-        for (auto it = m_held.cbegin(); it != m_held.cend(); ++it) {
-            if (!wanted.contains(it.key()))
-                shares->release(it.key(), it.value());
-        }
-        m_held = wanted;
-    }
+    if (m_notifier)
+        holdShares(m_keys);
     Q_EMIT keysChanged();
 }
 
@@ -149,29 +132,38 @@ void QmlNotifier::attach()
         m_serverKeys.insert(canonicalQmlKey(key));
         Q_EMIT listened(key);
     });
-    KeyShares *shares = KeyShares::of(m_notifier);
-    for (const QVariant &key : std::as_const(m_keys)) {
-        const QString canonical = canonicalQmlKey(key);
-        if (!m_held.contains(canonical)) {
-            m_held.insert(canonical, key);
-            shares->acquire(canonical, key);
-        }
-    }
+    holdShares(m_keys);
 }
 
 void QmlNotifier::detach()
 {
-    if (!m_notifier) {
-        m_held.clear();
+    if (!m_notifier)
         return;
-    }
     disconnect(m_notifier, nullptr, this, nullptr);
-    KeyShares *shares = KeyShares::of(m_notifier);
-    for (auto it = m_held.cbegin(); it != m_held.cend(); ++it)
-        shares->release(it.key(), it.value());
-    m_held.clear();
+    holdShares({});
     m_serverKeys.clear();
     m_notifier = nullptr;
+}
+
+void QmlNotifier::holdShares(const QVariantList &keys)
+{
+    // Take the new shares before giving back the old ones, so that a key in both lists is
+    // never unlistened in between.
+    KeyShares *shares = KeyShares::of(m_notifier);
+    QHash<QString, QVariant> wanted;
+    for (const QVariant &key : keys) {
+        const QString canonical = canonicalQmlKey(key);
+        if (wanted.contains(canonical))
+            continue;
+        wanted.insert(canonical, key);
+        if (!m_held.contains(canonical))
+            shares->acquire(canonical, key);
+    }
+    for (auto it = m_held.cbegin(); it != m_held.cend(); ++it) {
+        if (!wanted.contains(it.key()))
+            shares->release(it.key(), it.value());
+    }
+    m_held = wanted;
 }
 
 bool QmlNotifier::isMine(const QVariant &key) const

@@ -72,6 +72,8 @@ private:
     // Listens to every key through the ClientNotifier of (client, name), or stops.
     void attach();
     void detach();
+    // Holds a share of exactly these keys of the attached ClientNotifier.
+    void holdShares(const QVariantList &keys);
     bool isMine(const QVariant &key) const;
 
     QPointer<QmlClient> m_client;
