@@ -6,7 +6,7 @@ QTNOTIF_BUILD_DIR=${QTNOTIF_BUILD_DIR:-$QTNOTIF_ROOT/build}
 
 # The Debian packages the build and the tests need.
 QTNOTIF_PACKAGES=(
-    cmake ninja-build g++ pkg-config
+    cmake ninja-build g++ pkg-config libhiredis-dev redis-server
     qt6-base-dev qt6-base-dev-tools qt6-websockets-dev libgl-dev
     qt6-declarative-dev qt6-declarative-dev-tools
     qml6-module-qtqml qml6-module-qtqml-models qml6-module-qtqml-workerscript qml6-module-qtquick

@@ -64,7 +64,15 @@ bool AbstractNotifier::unlistenJson(ConnectionId connection, const QJsonValue &k
     return true;
 }
 
-int AbstractNotifier::unlistenUserJson(const QString &userId, const QJsonValue &key)
+QFuture<int> AbstractNotifier::unlistenUserJson(const QString &userId, const QJsonValue &key)
+{
+    const int here = unlistenUserHere(userId, key);
+    if (!m_registered || userId.isEmpty())
+        return QtFuture::makeReadyFuture(here);
+    return m_server->d->cluster.unlistenUser(m_name, key, userId, here);
+}
+
+int AbstractNotifier::unlistenUserHere(const QString &userId, const QJsonValue &key)
 {
     if (!m_registered)
         return 0;
@@ -78,12 +86,20 @@ int AbstractNotifier::unlistenUserJson(const QString &userId, const QJsonValue &
     return int(removed.size());
 }
 
-int AbstractNotifier::listenerCountJson(const QJsonValue &key) const
+QFuture<int> AbstractNotifier::listenerCountJson(const QJsonValue &key) const
+{
+    const int here = localListenerCountJson(key);
+    if (!m_registered)
+        return QtFuture::makeReadyFuture(here);
+    return m_server->d->cluster.countListeners(m_name, key, here);
+}
+
+int AbstractNotifier::localListenerCountJson(const QJsonValue &key) const
 {
     return m_registered ? m_server->d->registry.listenerCount(m_name, canonicalKey(key)) : 0;
 }
 
-QList<ConnectionId> AbstractNotifier::listenersJson(const QJsonValue &key) const
+QList<ConnectionId> AbstractNotifier::localListenersJson(const QJsonValue &key) const
 {
     if (!m_registered)
         return {};
@@ -106,6 +122,24 @@ void AbstractNotifier::clean()
 {
     if (m_registered)
         m_server->d->registry.squeeze(m_name);
+}
+
+bool AbstractNotifier::isClustered() const
+{
+    return m_registered && m_server->d->cluster.reachesOtherNodes();
+}
+
+void AbstractNotifier::publishToCluster(const QJsonValue &key, const QJsonValue &notif,
+                                        const NotFor &notFor)
+{
+    if (isClustered())
+        m_server->d->cluster.publishNotify(m_name, canonicalKey(key), toJsonText(notif), notFor);
+}
+
+void AbstractNotifier::deliverFromCluster(const QJsonValue &key, const QJsonValue &notif,
+                                          const NotFor &notFor)
+{
+    deliverSame(key, notif, notFor);
 }
 
 namespace {

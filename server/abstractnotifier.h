@@ -3,6 +3,7 @@
 #include <QtNotif/identity.h>
 #include <QtNotif/notfor.h>
 
+#include <QtCore/QFuture>
 #include <QtCore/QJsonValue>
 #include <QtCore/QObject>
 #include <QtCore/QString>
@@ -39,15 +40,21 @@ public:
     // Server-side unlisten (Eliom's Ext.unlisten); the client is told with an "unlistened"
     // frame. Returns whether the client was listening.
     bool unlistenJson(ConnectionId connection, const QJsonValue &key);
-    // Unlistens every client of the user from the key (Os_notif's unlisten_user); each is told.
-    // Returns how many connections stopped listening.
-    int unlistenUserJson(const QString &userId, const QJsonValue &key);
+    // Unlistens every client of the user from the key (Os_notif's unlisten_user), on every node
+    // of the cluster; each client is told. On this server it is done when the call returns;
+    // the future gives how many connections stopped listening in the whole cluster.
+    QFuture<int> unlistenUserJson(const QString &userId, const QJsonValue &key);
+    // Connections listening to the key in the whole cluster. A server alone answers at once;
+    // in a cluster it asks every node (one message to each, and their answers), so it is
+    // meant for an occasional look, not for every notify. Never wait for the future on the
+    // server's thread: the answers arrive through its event loop. Use QFuture::then().
+    QFuture<int> listenerCountJson(const QJsonValue &key) const;
     // Connections listening to the key on this server.
-    int listenerCountJson(const QJsonValue &key) const;
+    int localListenerCountJson(const QJsonValue &key) const;
     // The connections listening to the key on this server, in the order they listened (for
     // presence: who is in a room). Server::identity() tells who each one is.
-    QList<ConnectionId> listenersJson(const QJsonValue &key) const;
-    // Keys with at least one listener.
+    QList<ConnectionId> localListenersJson(const QJsonValue &key) const;
+    // Keys with at least one listener on this server.
     int keyCount() const;
     // Capacity hints (Eliom's max_resource and max_identity_per_resource): how many keys and
     // how many listeners per key to make room for up front. They size tables; they limit
@@ -82,7 +89,18 @@ protected:
     // queued to it.
     bool isOnServerThread() const;
 
-    // Sends the same data to every listener of the key except notFor, encoded once.
+    // Whether a notify must also be published to the other nodes of a cluster.
+    bool isClustered() const;
+    // Publishes a notification to the other nodes; each delivers it to its own listeners
+    // through deliverFromCluster(). notif is what prepare takes (ServerNotif).
+    void publishToCluster(const QJsonValue &key, const QJsonValue &notif, const NotFor &notFor);
+    // Delivers a notification published on another node to this server's listeners. notif is
+    // the JSON of what was published; the default sends it as it is (SimpleNotifier).
+    virtual void deliverFromCluster(const QJsonValue &key, const QJsonValue &notif,
+                                    const NotFor &notFor);
+
+    // Sends the same data to every listener of the key on this server except notFor, encoded
+    // once.
     void deliverSame(const QJsonValue &key, const QJsonValue &data, const NotFor &notFor);
 
     // Sends prepare(identity) to each listener; std::nullopt leaves that listener out.
@@ -98,6 +116,10 @@ protected:
 
 private:
     friend class ServerPrivate;
+    friend class Cluster;
+    // Unlistens the user's clients on this server; returns how many stopped listening.
+    int unlistenUserHere(const QString &userId, const QJsonValue &key);
+
     Server *m_server = nullptr;
     QString m_name;
     bool m_registered = false;

@@ -34,15 +34,24 @@ public:
     {
         return unlistenJson(connection, Codec<Key>::encode(key));
     }
-    int unlistenUser(const QString &userId, const Key &key)
+    // On every node of the cluster; see AbstractNotifier::unlistenUserJson().
+    QFuture<int> unlistenUser(const QString &userId, const Key &key)
     {
         return unlistenUserJson(userId, Codec<Key>::encode(key));
     }
-    int listenerCount(const Key &key) const { return listenerCountJson(Codec<Key>::encode(key)); }
-    // The connections listening to the key on this server, in listen order.
-    QList<ConnectionId> listeners(const Key &key) const
+    // In the whole cluster; see AbstractNotifier::listenerCountJson() for what it costs.
+    QFuture<int> listenerCount(const Key &key) const
     {
-        return listenersJson(Codec<Key>::encode(key));
+        return listenerCountJson(Codec<Key>::encode(key));
+    }
+    int localListenerCount(const Key &key) const
+    {
+        return localListenerCountJson(Codec<Key>::encode(key));
+    }
+    // The connections listening to the key on this server, in listen order.
+    QList<ConnectionId> localListeners(const Key &key) const
+    {
+        return localListenersJson(Codec<Key>::encode(key));
     }
 
 protected:
@@ -133,8 +142,9 @@ public:
     }
 
     // Sends the notification to every client listening to key, but those notFor leaves out,
-    // each through prepare. Callable from any thread: from another thread it is queued to the
-    // server's. Fire and forget, as in Eliom.
+    // each through prepare. In a cluster, the ServerNotif is encoded once and published, and
+    // every node runs prepare for its own clients. Callable from any thread: from another
+    // thread it is queued to the server's. Fire and forget, as in Eliom.
     void notify(const Key &key, const ServerNotif &notif, const NotFor &notFor = NotFor())
     {
         if (!this->isOnServerThread()) {
@@ -144,6 +154,26 @@ public:
             return;
         }
         const QJsonValue keyJson = Codec<Key>::encode(key);
+        deliverHere(keyJson, notif, notFor);
+        if (this->isClustered())
+            this->publishToCluster(keyJson, Codec<ServerNotif>::encode(notif), notFor);
+    }
+
+protected:
+    void deliverFromCluster(const QJsonValue &key, const QJsonValue &notif,
+                            const NotFor &notFor) override
+    {
+        if (const std::optional<ServerNotif> decoded = Codec<ServerNotif>::decode(notif))
+            deliverHere(key, *decoded, notFor);
+        else
+            qWarning("qtnotif: notifier %s dropped a notification from another node that does "
+                     "not decode as its ServerNotif type (do all nodes run the same version?)",
+                     qUtf8Printable(this->name()));
+    }
+
+private:
+    void deliverHere(const QJsonValue &keyJson, const ServerNotif &notif, const NotFor &notFor)
+    {
         if (m_sync) {
             this->deliverPrepared(keyJson, notFor, [this, &notif](const Identity &identity) {
                 std::optional<QJsonValue> out;
@@ -166,7 +196,6 @@ public:
         }
     }
 
-private:
     std::function<std::optional<ClientNotif>(const Identity &, const ServerNotif &)> m_sync;
     std::function<void(const Identity &, const ServerNotif &, Done)> m_async;
 };
@@ -182,8 +211,9 @@ public:
     // Registers the notifier on the server under name; the server owns it.
     SimpleNotifier(Server *server, const QString &name) : KeyedNotifier<Key>(server, name) { }
 
-    // Sends notif to every client listening to key but those notFor leaves out. Callable from
-    // any thread: from another thread it is queued to the server's.
+    // Sends notif to every client listening to key but those notFor leaves out, on every node
+    // of the cluster. Callable from any thread: from another thread it is queued to the
+    // server's.
     void notify(const Key &key, const Notif &notif, const NotFor &notFor = NotFor())
     {
         if (!this->isOnServerThread()) {
@@ -192,7 +222,10 @@ public:
                     Qt::QueuedConnection);
             return;
         }
-        this->deliverSame(Codec<Key>::encode(key), Codec<Notif>::encode(notif), notFor);
+        const QJsonValue keyJson = Codec<Key>::encode(key);
+        const QJsonValue data = Codec<Notif>::encode(notif);
+        this->deliverSame(keyJson, data, notFor);
+        this->publishToCluster(keyJson, data, notFor);
     }
 };
 

@@ -74,6 +74,8 @@ Registry::ListenResult Registry::listen(ConnectionId connection, const QString &
         entry.listeners.reserve(m_listenerHints.value(notifier));
     }
     entry.listeners.append(connection);
+    if (entry.listeners.size() == 1 && m_keyObserver)
+        m_keyObserver(notifier, key, true);
     return ListenResult::Added;
 }
 
@@ -87,8 +89,11 @@ void Registry::removeListener(const QString &notifier, const QString &key, Conne
         return;
     entry->listeners.removeOne(connection);
     // Empty keys go at once: the table never holds a key nobody listens to (Eliom needed clean()).
-    if (entry->listeners.isEmpty())
+    if (entry->listeners.isEmpty()) {
         keys->erase(entry);
+        if (m_keyObserver)
+            m_keyObserver(notifier, key, false);
+    }
 }
 
 bool Registry::unlisten(ConnectionId connection, const QString &notifier, const QString &key)
@@ -125,8 +130,19 @@ QList<QPair<ConnectionId, Registry::Listen>> Registry::removeNotifier(const QStr
             m_connections[connection].listens.remove({ notifier, it.key() });
             removed.append({ connection, Listen{ notifier, it.key(), it->key } });
         }
+        if (m_keyObserver)
+            m_keyObserver(notifier, it.key(), false);
     }
     return removed;
+}
+
+void Registry::forEachKey(
+        const std::function<void(const QString &notifier, const QString &key)> &f) const
+{
+    for (auto keys = m_keys.cbegin(); keys != m_keys.cend(); ++keys) {
+        for (auto entry = keys->cbegin(); entry != keys->cend(); ++entry)
+            f(keys.key(), entry.key());
+    }
 }
 
 const Registry::Entry *Registry::entry(const QString &notifier, const QString &key) const

@@ -11,6 +11,8 @@
 #include <QtCore/QSet>
 #include <QtCore/QString>
 
+#include <functional>
+
 namespace QtNotif {
 
 class Registry
@@ -33,6 +35,15 @@ public:
         QList<ConnectionId> listeners;
         quint64 seq = 0; // notifications sent on this key since it got its first listener
     };
+
+    // Told when a key gets its first listener (added) and when it loses its last (not added):
+    // the cluster subscribes to exactly the keys listened to on this node.
+    using KeyObserver
+            = std::function<void(const QString &notifier, const QString &key, bool added)>;
+    void setKeyObserver(KeyObserver observer) { m_keyObserver = std::move(observer); }
+    // Calls f(notifier, key) for every key with listeners.
+    void forEachKey(
+            const std::function<void(const QString &notifier, const QString &key)> &f) const;
 
     // Connections must be added before they listen; userId is empty for anonymous clients.
     void addConnection(ConnectionId connection, const QString &userId);
@@ -99,6 +110,7 @@ private:
     QHash<QString, int> m_listenerHints; // notifier -> listeners to reserve per key
     QHash<ConnectionId, ConnectionInfo> m_connections;
     QHash<QString, QList<ConnectionId>> m_users; // user id -> its connections
+    KeyObserver m_keyObserver;
 };
 
 } // namespace QtNotif

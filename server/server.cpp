@@ -50,6 +50,13 @@ ServerPrivate::ServerPrivate(Server *server)
                      [this] { onNewConnection(); });
     heartbeat.setInterval(heartbeatInterval);
     QObject::connect(&heartbeat, &QTimer::timeout, q, [this] { onHeartbeat(); });
+    registry.setKeyObserver([this](const QString &notifier, const QString &key, bool added) {
+        if (added)
+            cluster.keyAdded(notifier, key);
+        else
+            cluster.keyRemoved(notifier, key);
+    });
+    cluster.setBackplane(nullptr);
 }
 
 Connection *ServerPrivate::connection(ConnectionId id)
@@ -530,6 +537,46 @@ bool Server::disconnectClient(ConnectionId connection, quint16 closeCode, const 
         return false;
     d->dropConnection(connection, closeCode, reason);
     return true;
+}
+
+bool Server::setBackplane(const QUrl &url)
+{
+    std::unique_ptr<Backplane> backplane = Backplane::create(url, &d->errorString);
+    if (!backplane) {
+        qCWarning(lcServer) << "cannot use the backplane" << url.adjusted(QUrl::RemovePassword)
+                            << ":" << d->errorString;
+        return false;
+    }
+    setBackplane(std::move(backplane));
+    return true;
+}
+
+void Server::setBackplane(std::unique_ptr<Backplane> backplane)
+{
+    if (backplane)
+        backplane->setParent(this); // follows the server to its thread
+    d->cluster.setBackplane(std::move(backplane));
+}
+
+Backplane *Server::backplane() const
+{
+    return d->cluster.backplane();
+}
+
+QString Server::nodeId() const
+{
+    return d->cluster.nodeId();
+}
+
+void Server::setClusterRequestTimeout(std::chrono::milliseconds timeout)
+{
+    if (isPositiveSetting("cluster request timeout", timeout.count()))
+        d->cluster.requestTimeout = timeout;
+}
+
+std::chrono::milliseconds Server::clusterRequestTimeout() const
+{
+    return d->cluster.requestTimeout;
 }
 
 int Server::listenCount() const

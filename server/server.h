@@ -15,6 +15,7 @@
 namespace QtNotif {
 
 class AbstractNotifier;
+class Backplane;
 class ServerPrivate;
 
 // The server-wide listen authoriser: whether identity may listen to key of the named
@@ -98,8 +99,26 @@ public:
     bool disconnectClient(ConnectionId connection, quint16 closeCode = 1000,
                           const QString &reason = QString());
 
-    // Listens over all notifiers and connections, and keys with at least one listener: both
-    // are 0 when no client listens to anything.
+    // Makes this server a node of the cluster the URL names (see Backplane):
+    //   server.setBackplane(QUrl(u"redis://:password@10.0.0.5:6379/0"_s));
+    // Notifications, unlistenUser() and listenerCount() then reach the clients of every node.
+    // The default is an in-process backplane of the server's own: a server alone. Returns
+    // false, keeping the previous backplane, when the URL cannot be used (see errorString()).
+    // Best called before listen(); later, the new backplane is subscribed to the keys
+    // listened to so far.
+    bool setBackplane(const QUrl &url);
+    // Uses a backplane of the application's own; the server owns it.
+    void setBackplane(std::unique_ptr<Backplane> backplane);
+    Backplane *backplane() const;
+    // Tells this server from the other nodes of its cluster; random, made at construction.
+    QString nodeId() const;
+    // How long listenerCount() and unlistenUser() wait for the other nodes' answers. 2 s by
+    // default; a node that has not answered by then is left out of the result.
+    void setClusterRequestTimeout(std::chrono::milliseconds timeout);
+    std::chrono::milliseconds clusterRequestTimeout() const;
+
+    // Listens over all notifiers and connections, and keys with at least one listener, on this
+    // server: both are 0 when no client listens to anything.
     int listenCount() const;
     int keyCount() const;
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "cluster_p.h"
 #include "registry_p.h"
 
 #include <QtNotif/abstractnotifier.h>
@@ -81,6 +82,7 @@ public:
     Server *q;
     QWebSocketServer webSocketServer;
     Registry registry;
+    Cluster cluster{ this };
     std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections;
     QHash<QString, AbstractNotifier *> notifiers;
     QHash<QString, Handler> handlers;

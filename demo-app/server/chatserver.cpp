@@ -166,7 +166,7 @@ bool ChatServer::isValidName(const QString &name)
 QStringList ChatServer::members(const QString &room) const
 {
     QStringList names;
-    const QList<ConnectionId> listeners = m_messages->listeners(room);
+    const QList<ConnectionId> listeners = m_messages->localListeners(room);
     for (ConnectionId id : listeners)
         names.append(m_server->identity(id).userId());
     names.sort();
@@ -270,7 +270,7 @@ void ChatServer::handleSend(const Request &request)
         return;
     const QString room = request.payload()[u"room"].toString();
     const QString text = request.payload()[u"text"].toString();
-    if (!m_messages->listeners(room).contains(request.connection()))
+    if (!m_messages->localListeners(room).contains(request.connection()))
         return request.fail(u"not_in_room"_s, u"join the room before sending to it"_s);
     if (text.trimmed().isEmpty() || text.size() > MaxTextLength)
         return request.fail(u"invalid_text"_s, u"a message is 1 to 2000 characters"_s);
@@ -345,19 +345,22 @@ void ChatServer::handleKick(const Request &request)
     const QString room = request.payload()[u"room"].toString();
     const QString user = request.payload()[u"user"].toString();
 
-    // Every window of the user leaves the room and is told so ("unlistened", reason "user");
-    // presence follows from listenerRemoved. The client no longer wants the keys: it does not
-    // listen to them again after a reconnection.
-    const int removed = m_messages->unlistenUser(user, room);
+    // Every window of the user, on every node of a cluster, leaves the room and is told so
+    // ("unlistened", reason "user"); presence follows from listenerRemoved. The client no
+    // longer wants the keys: it does not listen to them again after a reconnection.
     m_typing->unlistenUser(user, room);
     m_members->unlistenUser(user, room);
-    if (removed > 0) {
-        qCInfo(lcChat) << moderator.userId() << "removed" << user << "from" << room;
-        post(newEvent(room, QString(), u"%1 was removed by %2"_s.arg(user, moderator.userId()),
-                      u"system"_s),
-             NotFor::nobody());
-    }
-    request.reply(QJsonObject{ { u"removed"_s, removed } });
+    m_messages->unlistenUser(user, room)
+            .then(this, [this, request, moderator, room, user](int removed) {
+                if (removed > 0) {
+                    qCInfo(lcChat) << moderator.userId() << "removed" << user << "from" << room;
+                    post(newEvent(room, QString(),
+                                  u"%1 was removed by %2"_s.arg(user, moderator.userId()),
+                                  u"system"_s),
+                         NotFor::nobody());
+                }
+                request.reply(QJsonObject{ { u"removed"_s, removed } });
+            });
 }
 
 } // namespace ChatDemo

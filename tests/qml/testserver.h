@@ -39,12 +39,12 @@ public:
     Q_INVOKABLE int listenerCount(const QString &notifier, const QJSValue &key) const
     {
         JsonNotifier *n = find(notifier);
-        return n ? n->listenerCount(json(key)) : -1;
+        return n ? n->localListenerCount(json(key)) : -1;
     }
     Q_INVOKABLE int unlistenUser(const QString &user, const QString &notifier, const QJSValue &key)
     {
         JsonNotifier *n = find(notifier);
-        return n ? n->unlistenUser(user, json(key)) : -1;
+        return n ? n->unlistenUser(user, json(key)).result() : -1; // ready at once: a server alone
     }
     Q_INVOKABLE int connectionCount() const { return m_server->connectionCount(); }
 

@@ -215,7 +215,7 @@ bool tst_ChatServer::send(Window &window, const QString &room, const QString &te
 bool tst_ChatServer::listensTo(const Window &window, const char *notifier,
                                const QString &room) const
 {
-    return chat->server()->notifier(notifier)->listenersJson(room).contains(window.connection());
+    return chat->server()->notifier(notifier)->localListenersJson(room).contains(window.connection());
 }
 
 bool tst_ChatServer::join(Window &window, const QString &room)

@@ -150,14 +150,14 @@ std::unique_ptr<ChatSession> tst_ChatSession::makeSession(const QString &name)
 std::unique_ptr<TypingObserver> tst_ChatSession::makeTypingObserver(const QString &name)
 {
     const QtNotif::AbstractNotifier *typing = server->server()->notifier("typing");
-    const int listeners = typing->listenerCountJson("lobby");
+    const int listeners = typing->localListenerCountJson("lobby");
     auto client = std::make_unique<QtNotif::Client>();
     client->setUrl(server->url());
     client->setToken(server->tokenFor(name));
     client->notifier("typing")->listen("lobby");
     client->open();
     // Listening before anyone types: the typing notifications are not kept for later.
-    if (!QTest::qWaitFor([&] { return typing->listenerCountJson("lobby") == listeners + 1; },
+    if (!QTest::qWaitFor([&] { return typing->localListenerCountJson("lobby") == listeners + 1; },
                          5000)) {
         return nullptr;
     }

@@ -29,7 +29,7 @@ int main(int argc, char *argv[])
     // Notify once the server has the listen: poll its table rather than sleep.
     QTimer poll;
     QObject::connect(&poll, &QTimer::timeout, &app, [&] {
-        if (news->listenerCount(QStringLiteral("world")) == 1) {
+        if (news->localListenerCount(QStringLiteral("world")) == 1) {
             poll.stop();
             news->notify(QStringLiteral("world"), QStringLiteral("hello"));
         }

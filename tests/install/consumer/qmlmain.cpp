@@ -45,7 +45,7 @@ int main(int argc, char *argv[])
     QTimer poll;
     bool notified = false;
     QObject::connect(&poll, &QTimer::timeout, &app, [&] {
-        if (!notified && news->listenerCount(QStringLiteral("today")) == 1) {
+        if (!notified && news->localListenerCount(QStringLiteral("today")) == 1) {
             news->notify(QStringLiteral("today"),
                          { { QStringLiteral("title"), QStringLiteral("hi") } });
             notified = true;

@@ -1,0 +1,87 @@
+#include <QtNotif/backplane.h>
+
+#include "inprocessbackplane_p.h"
+#include "redisbackplane_p.h"
+
+#include "../logging_p.h"
+
+namespace QtNotif {
+
+Backplane::Backplane(const QUrl &url, QObject *parent)
+    : QObject(parent), m_url(url.adjusted(QUrl::RemovePassword))
+{
+}
+
+Backplane::~Backplane() = default;
+
+std::unique_ptr<Backplane> Backplane::create(const QUrl &url, QString *errorString)
+{
+    QString error;
+    std::unique_ptr<Backplane> backplane;
+    if (!url.isValid())
+        error = QStringLiteral("invalid backplane URL: %1").arg(url.errorString());
+    else if (url.scheme() == QLatin1String("inproc"))
+        backplane = InProcessBackplane::create(url, &error);
+    else if (url.scheme() == QLatin1String("redis"))
+        backplane = RedisBackplane::create(url, &error);
+    else
+        error = QStringLiteral("unknown backplane scheme \"%1\" (use inproc:// or redis://)")
+                        .arg(url.scheme());
+    if (errorString)
+        *errorString = error;
+    return backplane;
+}
+
+Backplane::Stats Backplane::stats() const
+{
+    Stats stats = m_stats;
+    stats.channels = int(m_channels.size());
+    return stats;
+}
+
+void Backplane::start()
+{
+    doStart();
+}
+
+void Backplane::subscribe(const QByteArray &channel)
+{
+    if (m_channels.contains(channel))
+        return;
+    m_channels.insert(channel);
+    doSubscribe(channel);
+}
+
+void Backplane::unsubscribe(const QByteArray &channel)
+{
+    if (!m_channels.remove(channel))
+        return;
+    doUnsubscribe(channel);
+}
+
+void Backplane::publish(const QByteArray &channel, const QByteArray &message, Sent sent)
+{
+    if (m_status == Status::Online && doPublish(channel, message, sent)) {
+        ++m_stats.published;
+        return;
+    }
+    ++m_stats.dropped;
+    if (sent)
+        sent(-1);
+}
+
+void Backplane::setStatus(Status status)
+{
+    if (m_status == status)
+        return;
+    m_status = status;
+    Q_EMIT statusChanged(status);
+}
+
+void Backplane::received(const QByteArray &channel, const QByteArray &message)
+{
+    ++m_stats.received;
+    Q_EMIT messageReceived(channel, message);
+}
+
+} // namespace QtNotif

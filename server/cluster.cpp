@@ -1,0 +1,223 @@
+#include "cluster_p.h"
+
+#include "backplane/inprocessbackplane_p.h"
+#include "logging_p.h"
+#include "server_p.h"
+
+#include <QtNotif/protocol.h>
+
+#include <QtCore/QJsonDocument>
+#include <QtCore/QRandomGenerator>
+#include <QtCore/QTimer>
+
+namespace QtNotif {
+
+using namespace Protocol;
+
+// Messages between nodes are compact JSON objects; "t" tells their type:
+//   notify        on key:<notifier>:<key>  {o: origin node, n: notifier, k: key, d: data, u: notFor
+//   user} count         on all                   {o, q: request id, n, k} unlistenUser  on all {o,
+//   q, n, k, u: user id} answer        on node:<origin>         {q, v: the answering node's number}
+namespace {
+
+const QByteArray AllChannel = QByteArrayLiteral("all");
+const QLatin1String Type("t");
+const QLatin1String Origin("o");
+const QLatin1String RequestId("q");
+const QLatin1String Notifier("n");
+const QLatin1String Key("k");
+const QLatin1String Data("d");
+const QLatin1String User("u");
+const QLatin1String Value("v");
+
+QByteArray encodeMessage(const QJsonObject &message)
+{
+    return QJsonDocument(message).toJson(QJsonDocument::Compact);
+}
+
+} // namespace
+
+Cluster::Cluster(ServerPrivate *d)
+    : d(d), m_nodeId(QByteArray::number(QRandomGenerator::system()->generate64(), 16)
+                             .rightJustified(16, '0')),
+      m_nodeChannel("node:" + m_nodeId)
+{
+}
+
+Cluster::~Cluster() = default;
+
+void Cluster::setBackplane(std::unique_ptr<Backplane> backplane)
+{
+    if (!backplane)
+        backplane = InProcessBackplane::create(QUrl(), nullptr);
+    // Requests waiting on the old backplane's nodes end with what they have.
+    std::vector<quint64> waiting;
+    for (const auto &entry : m_requests)
+        waiting.push_back(entry.first);
+    for (quint64 id : waiting)
+        finish(id);
+
+    m_backplane = std::move(backplane);
+    QObject::connect(m_backplane.get(), &Backplane::messageReceived, d->q,
+                     [this](const QByteArray &channel, const QByteArray &message) {
+                         onMessage(channel, message);
+                     });
+    m_backplane->subscribe(AllChannel);
+    m_backplane->subscribe(m_nodeChannel);
+    d->registry.forEachKey([this](const QString &notifier, const QString &keyText) {
+        m_backplane->subscribe(keyChannel(notifier, keyText));
+    });
+    m_backplane->start();
+}
+
+QByteArray Cluster::keyChannel(const QString &notifier, const QString &keyText)
+{
+    // The notifier as a JSON string ends at its closing quote: no two (notifier, key) pairs
+    // share a channel.
+    return "key:" + toJsonText(notifier).toUtf8() + ':' + keyText.toUtf8();
+}
+
+void Cluster::keyAdded(const QString &notifier, const QString &keyText)
+{
+    m_backplane->subscribe(keyChannel(notifier, keyText));
+}
+
+void Cluster::keyRemoved(const QString &notifier, const QString &keyText)
+{
+    m_backplane->unsubscribe(keyChannel(notifier, keyText));
+}
+
+void Cluster::publishNotify(const QString &notifier, const QString &keyText,
+                            const QString &dataText, const NotFor &notFor)
+{
+    // Built as text from parts already encoded: the notification is not encoded again.
+    QString text = u"{\"t\":\"notify\",\"o\":\"" + QString::fromLatin1(m_nodeId) + u"\",\"n\":"
+                   + toJsonText(notifier) + u",\"k\":" + keyText + u",\"d\":" + dataText;
+    if (notFor.kind() == NotFor::Kind::User)
+        text += u",\"u\":" + toJsonText(notFor.userId());
+    text += u'}';
+    m_backplane->publish(keyChannel(notifier, keyText), text.toUtf8());
+}
+
+QFuture<int> Cluster::countListeners(const QString &notifier, const QJsonValue &key, int local)
+{
+    return request({ { Type, QLatin1String("count") }, { Notifier, notifier }, { Key, key } },
+                   local);
+}
+
+QFuture<int> Cluster::unlistenUser(const QString &notifier, const QJsonValue &key,
+                                   const QString &userId, int local)
+{
+    return request({ { Type, QLatin1String("unlistenUser") },
+                     { Notifier, notifier },
+                     { Key, key },
+                     { User, userId } },
+                   local);
+}
+
+QFuture<int> Cluster::request(QJsonObject message, int local)
+{
+    if (!m_backplane->reachesOtherNodes() || m_backplane->status() != Backplane::Status::Online)
+        return QtFuture::makeReadyFuture(local);
+    const quint64 id = ++m_lastRequest;
+    message.insert(Origin, QString::fromLatin1(m_nodeId));
+    message.insert(RequestId, QString::number(id));
+    PendingRequest &pending = m_requests[id];
+    pending.total = local;
+    pending.promise.start();
+    QFuture<int> future = pending.promise.future();
+    m_backplane->publish(AllChannel, encodeMessage(message), [this, id](int receivers) {
+        const auto it = m_requests.find(id);
+        if (it == m_requests.end())
+            return;
+        // Every node is subscribed to "all", this one included.
+        it->second.expected = receivers < 0 ? 0 : receivers - 1;
+        finishIfAnswered(id);
+    });
+    QTimer::singleShot(requestTimeout, d->q, [this, id] {
+        const auto it = m_requests.find(id);
+        if (it == m_requests.end())
+            return;
+        qCWarning(lcServer) << "a cluster request got" << it->second.answers << "answers of"
+                            << it->second.expected << "within" << requestTimeout.count()
+                            << "ms; the result leaves the others out";
+        finish(id);
+    });
+    return future;
+}
+
+void Cluster::finishIfAnswered(quint64 id)
+{
+    const auto it = m_requests.find(id);
+    if (it != m_requests.end() && it->second.expected >= 0
+        && it->second.answers >= it->second.expected)
+        finish(id);
+}
+
+void Cluster::finish(quint64 id)
+{
+    auto node = m_requests.extract(id);
+    if (node.empty())
+        return;
+    node.mapped().promise.addResult(node.mapped().total);
+    node.mapped().promise.finish();
+}
+
+void Cluster::onMessage(const QByteArray &channel, const QByteArray &bytes)
+{
+    QJsonParseError error;
+    const QJsonDocument document = QJsonDocument::fromJson(bytes, &error);
+    if (!document.isObject()) {
+        qCWarning(lcServer) << "ignored a backplane message that is not a JSON object on" << channel
+                            << ":" << error.errorString();
+        return;
+    }
+    const QJsonObject message = document.object();
+    const QString type = message.value(Type).toString();
+    if (type == QLatin1String("notify")) {
+        onNotify(message);
+    } else if (type == QLatin1String("answer")) {
+        const auto it = m_requests.find(message.value(RequestId).toString().toULongLong());
+        if (it == m_requests.end())
+            return; // timed out already
+        it->second.total += message.value(Value).toInt();
+        ++it->second.answers;
+        finishIfAnswered(it->first);
+    } else if (message.value(Origin).toString().toLatin1() != m_nodeId) {
+        onRequest(message);
+    }
+}
+
+void Cluster::onNotify(const QJsonObject &message)
+{
+    if (message.value(Origin).toString().toLatin1() == m_nodeId)
+        return; // delivered here when it was published
+    AbstractNotifier *notifier = d->notifiers.value(message.value(Notifier).toString());
+    if (!notifier)
+        return; // a notifier other nodes have and this one does not
+    const QJsonValue user = message.value(User);
+    notifier->deliverFromCluster(message.value(Key), message.value(Data),
+                                 user.isString() ? NotFor::user(user.toString()) : NotFor());
+}
+
+void Cluster::onRequest(const QJsonObject &message)
+{
+    const QString type = message.value(Type).toString();
+    AbstractNotifier *notifier = d->notifiers.value(message.value(Notifier).toString());
+    const QJsonValue key = message.value(Key);
+    int value = 0;
+    if (type == QLatin1String("count")) {
+        value = notifier ? notifier->localListenerCountJson(key) : 0;
+    } else if (type == QLatin1String("unlistenUser")) {
+        value = notifier ? notifier->unlistenUserHere(message.value(User).toString(), key) : 0;
+    } else {
+        qCWarning(lcServer) << "ignored a backplane request of unknown type" << type;
+        return;
+    }
+    const QByteArray origin = message.value(Origin).toString().toLatin1();
+    m_backplane->publish("node:" + origin, encodeMessage({ { Type, QLatin1String("answer") },
+                                                           { RequestId, message.value(RequestId) },
+                                                           { Value, value } }));
+}
+
+} // namespace QtNotif
