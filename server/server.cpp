@@ -2,6 +2,7 @@
 
 #include "logging_p.h"
 
+#include <QtNotif/backplane.h>
 #include <QtNotif/handshakerequest.h>
 #include <QtNotif/protocol.h>
 
@@ -543,8 +544,8 @@ bool Server::setBackplane(const QUrl &url)
 {
     std::unique_ptr<Backplane> backplane = Backplane::create(url, &d->errorString);
     if (!backplane) {
-        qCWarning(lcServer) << "cannot use the backplane" << url.adjusted(QUrl::RemovePassword)
-                            << ":" << d->errorString;
+        qCWarning(lcServer) << "cannot use the backplane" << Backplane::redacted(url) << ":"
+                            << d->errorString;
         return false;
     }
     setBackplane(std::move(backplane));

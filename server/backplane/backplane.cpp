@@ -7,9 +7,14 @@
 
 namespace QtNotif {
 
-Backplane::Backplane(const QUrl &url, QObject *parent)
-    : QObject(parent), m_url(url.adjusted(QUrl::RemovePassword))
+Backplane::Backplane(const QUrl &url, QObject *parent) : QObject(parent), m_url(redacted(url)) { }
+
+QUrl Backplane::redacted(const QUrl &url)
 {
+    QUrl result = url.adjusted(QUrl::RemovePassword);
+    if (result.userName().isEmpty())
+        result.setUserInfo(QString());
+    return result;
 }
 
 Backplane::~Backplane() = default;

@@ -55,6 +55,8 @@ public:
 
     // The URL it was made from, password removed: fit for logs.
     QUrl url() const { return m_url; }
+    // url without its password (and without an empty user name left behind).
+    static QUrl redacted(const QUrl &url);
     Status status() const { return m_status; }
     Stats stats() const;
     // Whether a published message may reach another node. False for a server alone: the

@@ -123,7 +123,7 @@ void RedisBackplane::doStart()
     if (m_started)
         return;
     m_started = true;
-    qCInfo(lcBackplane) << "connecting to" << url().toString();
+    qCInfo(lcBackplane).noquote() << "connecting to" << url().toString();
     connectLinks();
 }
 
@@ -141,8 +141,9 @@ bool RedisBackplane::openLink(Link &link)
 {
     redisAsyncContext *context = redisAsyncConnect(m_settings.host.constData(), m_settings.port);
     if (!context || context->err) {
-        qCWarning(lcBackplane) << "cannot connect the" << link.name << "to" << url().toString()
-                               << ":" << (context ? context->errstr : "out of memory");
+        qCWarning(lcBackplane).noquote()
+                << "cannot connect the" << link.name << "to" << url().toString() << ":"
+                << (context ? context->errstr : "out of memory");
         if (context)
             redisAsyncFree(context);
         return false;
@@ -210,7 +211,8 @@ void RedisBackplane::onHandshake(redisAsyncContext *context, void *reply, void *
         return;
     const auto *r = static_cast<redisReply *>(reply);
     if (r->type == REDIS_REPLY_ERROR) {
-        qCCritical(lcBackplane) << "Redis refused the" << link->name << ":" << replyText(r);
+        qCCritical(lcBackplane).noquote()
+                << "Redis refused the" << link->name << ":" << replyText(r);
         redisAsyncDisconnect(context); // onDisconnect follows
         return;
     }
@@ -236,13 +238,13 @@ void RedisBackplane::linkReady(Link &link)
 void RedisBackplane::linkLost(Link &link, const QByteArray &why)
 {
     if (status() == Status::Online)
-        qCWarning(lcBackplane).nospace()
+        qCWarning(lcBackplane).noquote().nospace()
                 << "lost the " << link.name << " connection to " << url().toString() << " (" << why
                 << "): notifications from other nodes stop until it is back; local "
                 << "ones go on";
     else if (m_attempt == 0)
-        qCWarning(lcBackplane).nospace() << "cannot reach " << url().toString() << " (" << why
-                                         << "); trying again with backoff";
+        qCWarning(lcBackplane).noquote().nospace() << "cannot reach " << url().toString() << " ("
+                                                   << why << "); trying again with backoff";
     else
         qCDebug(lcBackplane) << "the" << link.name << "connection failed:" << why;
     closeLink(*m_publisher);
@@ -269,8 +271,8 @@ void RedisBackplane::updateStatus()
 {
     if (m_publisher->ready && m_subscriber->ready && m_subscribing == 0) {
         if (status() != Status::Online)
-            qCInfo(lcBackplane) << "online:" << url().toString() << "," << channels().size()
-                                << "channels subscribed";
+            qCInfo(lcBackplane).noquote() << "online:" << url().toString() << ","
+                                          << channels().size() << "channels subscribed";
         m_attempt = 0;
         setStatus(Status::Online);
     }
@@ -366,8 +368,8 @@ bool RedisBackplane::doPublish(const QByteArray &channel, const QByteArray &mess
     if (!m_publisher->ready)
         return false;
     if (m_pendingBytes > MaxPendingBytes) {
-        qCWarning(lcBackplane) << "Redis is not keeping up:" << m_pendingBytes
-                               << "bytes wait for it; a message is dropped";
+        qCWarning(lcBackplane).noquote() << "Redis is not keeping up:" << m_pendingBytes
+                                         << "bytes wait for it; a message is dropped";
         return false;
     }
     const QByteArray prefixed = m_prefix + channel;
