@@ -99,6 +99,28 @@ int AbstractNotifier::localListenerCountJson(const QJsonValue &key) const
     return m_registered ? m_server->d->registry.listenerCount(m_name, canonicalKey(key)) : 0;
 }
 
+QFuture<QStringList> AbstractNotifier::listeningUsersJson(const QJsonValue &key) const
+{
+    QStringList here = localListeningUsersJson(key);
+    if (!m_registered)
+        return QtFuture::makeReadyFuture(std::move(here));
+    return m_server->d->cluster.listeningUsers(m_name, key, std::move(here));
+}
+
+QStringList AbstractNotifier::localListeningUsersJson(const QJsonValue &key) const
+{
+    QStringList users;
+    const QList<ConnectionId> listeners = localListenersJson(key);
+    for (ConnectionId id : listeners) {
+        const QString user = m_server->d->registry.userOf(id);
+        if (!user.isEmpty())
+            users.append(user);
+    }
+    users.sort();
+    users.removeDuplicates();
+    return users;
+}
+
 QList<ConnectionId> AbstractNotifier::localListenersJson(const QJsonValue &key) const
 {
     if (!m_registered)

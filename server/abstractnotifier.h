@@ -7,6 +7,7 @@
 #include <QtCore/QJsonValue>
 #include <QtCore/QObject>
 #include <QtCore/QString>
+#include <QtCore/QStringList>
 
 #include <functional>
 #include <optional>
@@ -51,8 +52,13 @@ public:
     QFuture<int> listenerCountJson(const QJsonValue &key) const;
     // Connections listening to the key on this server.
     int localListenerCountJson(const QJsonValue &key) const;
-    // The connections listening to the key on this server, in the order they listened (for
-    // presence: who is in a room). Server::identity() tells who each one is.
+    // The users listening to the key in the whole cluster, sorted, each once however many
+    // connections it has; anonymous clients are not users. Presence: who is in a room. Costs
+    // what listenerCountJson() costs.
+    QFuture<QStringList> listeningUsersJson(const QJsonValue &key) const;
+    QStringList localListeningUsersJson(const QJsonValue &key) const;
+    // The connections listening to the key on this server, in the order they listened.
+    // Server::identity() tells who each one is.
     QList<ConnectionId> localListenersJson(const QJsonValue &key) const;
     // Keys with at least one listener on this server.
     int keyCount() const;

@@ -6,6 +6,7 @@
 
 #include <QtNotif/protocol.h>
 
+#include <QtCore/QJsonArray>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QRandomGenerator>
 #include <QtCore/QTimer>
@@ -101,31 +102,61 @@ void Cluster::publishNotify(const QString &notifier, const QString &keyText,
 
 QFuture<int> Cluster::countListeners(const QString &notifier, const QJsonValue &key, int local)
 {
-    return request({ { Type, QLatin1String("count") }, { Notifier, notifier }, { Key, key } },
-                   local);
+    return gather({ { Type, QLatin1String("count") }, { Notifier, notifier }, { Key, key } }, local,
+                  [](int &total, const QJsonValue &answer) { total += answer.toInt(); });
 }
 
 QFuture<int> Cluster::unlistenUser(const QString &notifier, const QJsonValue &key,
                                    const QString &userId, int local)
 {
-    return request({ { Type, QLatin1String("unlistenUser") },
-                     { Notifier, notifier },
-                     { Key, key },
-                     { User, userId } },
-                   local);
+    return gather({ { Type, QLatin1String("unlistenUser") },
+                    { Notifier, notifier },
+                    { Key, key },
+                    { User, userId } },
+                  local, [](int &total, const QJsonValue &answer) { total += answer.toInt(); });
 }
 
-QFuture<int> Cluster::request(QJsonObject message, int local)
+QFuture<QStringList> Cluster::listeningUsers(const QString &notifier, const QJsonValue &key,
+                                             QStringList local)
+{
+    local.sort();
+    return gather({ { Type, QLatin1String("users") }, { Notifier, notifier }, { Key, key } }, local,
+                  [](QStringList &users, const QJsonValue &answer) {
+                      for (const QJsonValue &user : answer.toArray())
+                          users.append(user.toString());
+                      users.sort();
+                      users.removeDuplicates();
+                  });
+}
+
+template<typename T, typename Add>
+QFuture<T> Cluster::gather(QJsonObject message, T local, Add add)
 {
     if (!m_backplane->reachesOtherNodes() || m_backplane->status() != Backplane::Status::Online)
-        return QtFuture::makeReadyFuture(local);
+        return QtFuture::makeReadyFuture(std::move(local));
+    struct State
+    {
+        QPromise<T> promise;
+        T result;
+    };
+    auto state = std::make_shared<State>(State{ QPromise<T>(), std::move(local) });
+    state->promise.start();
+    PendingRequest pending;
+    pending.add = [state, add](const QJsonValue &answer) { add(state->result, answer); };
+    pending.finish = [state] {
+        state->promise.addResult(std::move(state->result));
+        state->promise.finish();
+    };
+    send(std::move(message), std::move(pending));
+    return state->promise.future();
+}
+
+void Cluster::send(QJsonObject message, PendingRequest pending)
+{
     const quint64 id = ++m_lastRequest;
     message.insert(Origin, QString::fromLatin1(m_nodeId));
     message.insert(RequestId, QString::number(id));
-    PendingRequest &pending = m_requests[id];
-    pending.total = local;
-    pending.promise.start();
-    QFuture<int> future = pending.promise.future();
+    m_requests.emplace(id, std::move(pending));
     m_backplane->publish(AllChannel, encodeMessage(message), [this, id](int receivers) {
         const auto it = m_requests.find(id);
         if (it == m_requests.end())
@@ -143,7 +174,6 @@ QFuture<int> Cluster::request(QJsonObject message, int local)
                             << "ms; the result leaves the others out";
         finish(id);
     });
-    return future;
 }
 
 void Cluster::finishIfAnswered(quint64 id)
@@ -159,8 +189,7 @@ void Cluster::finish(quint64 id)
     auto node = m_requests.extract(id);
     if (node.empty())
         return;
-    node.mapped().promise.addResult(node.mapped().total);
-    node.mapped().promise.finish();
+    node.mapped().finish();
 }
 
 void Cluster::onMessage(const QByteArray &channel, const QByteArray &bytes)
@@ -180,7 +209,7 @@ void Cluster::onMessage(const QByteArray &channel, const QByteArray &bytes)
         const auto it = m_requests.find(message.value(RequestId).toString().toULongLong());
         if (it == m_requests.end())
             return; // timed out already
-        it->second.total += message.value(Value).toInt();
+        it->second.add(message.value(Value));
         ++it->second.answers;
         finishIfAnswered(it->first);
     } else if (message.value(Origin).toString().toLatin1() != m_nodeId) {
@@ -205,11 +234,14 @@ void Cluster::onRequest(const QJsonObject &message)
     const QString type = message.value(Type).toString();
     AbstractNotifier *notifier = d->notifiers.value(message.value(Notifier).toString());
     const QJsonValue key = message.value(Key);
-    int value = 0;
+    QJsonValue value;
     if (type == QLatin1String("count")) {
         value = notifier ? notifier->localListenerCountJson(key) : 0;
     } else if (type == QLatin1String("unlistenUser")) {
         value = notifier ? notifier->unlistenUserHere(message.value(User).toString(), key) : 0;
+    } else if (type == QLatin1String("users")) {
+        value = QJsonArray::fromStringList(notifier ? notifier->localListeningUsersJson(key)
+                                                    : QStringList());
     } else {
         qCWarning(lcServer) << "ignored a backplane request of unknown type" << type;
         return;

@@ -8,6 +8,9 @@
 #include <QtCore/QFuture>
 #include <QtCore/QJsonObject>
 #include <QtCore/QPromise>
+#include <QtCore/QStringList>
+
+#include <functional>
 
 #include <chrono>
 #include <memory>
@@ -42,26 +45,32 @@ public:
     void publishNotify(const QString &notifier, const QString &keyText, const QString &dataText,
                        const NotFor &notFor);
 
-    // Cluster requests: each other node answers with a number, and the future gives the sum
-    // with local added. Nodes that do not answer within the timeout are left out (a warning
-    // says so); without other nodes, or offline, the future is ready with local at once.
+    // Cluster requests: each other node answers, and the future gives the answers combined
+    // with this node's (local): a sum, or the sorted union of user ids. Nodes that do not
+    // answer within the timeout are left out (a warning says so); without other nodes, or
+    // offline, the future is ready with local at once.
     QFuture<int> countListeners(const QString &notifier, const QJsonValue &key, int local);
     QFuture<int> unlistenUser(const QString &notifier, const QJsonValue &key, const QString &userId,
                               int local);
+    QFuture<QStringList> listeningUsers(const QString &notifier, const QJsonValue &key,
+                                        QStringList local);
 
     std::chrono::milliseconds requestTimeout{ 2000 };
 
 private:
     struct PendingRequest
     {
-        QPromise<int> promise;
-        int total = 0;
+        std::function<void(const QJsonValue &answer)> add;
+        std::function<void()> finish; // gives the future its result
         int expected = -1; // answers to wait for, once the publish says how many nodes it reached
         int answers = 0;
     };
 
     static QByteArray keyChannel(const QString &notifier, const QString &keyText);
-    QFuture<int> request(QJsonObject message, int local);
+    // Sends a request to every node; add(result, answer) folds each answer into local.
+    template<typename T, typename Add>
+    QFuture<T> gather(QJsonObject message, T local, Add add);
+    void send(QJsonObject message, PendingRequest pending);
     void finishIfAnswered(quint64 id);
     void finish(quint64 id);
     void onMessage(const QByteArray &channel, const QByteArray &message);

@@ -48,6 +48,16 @@ public:
     {
         return localListenerCountJson(Codec<Key>::encode(key));
     }
+    // The users listening to the key in the whole cluster, sorted; see
+    // AbstractNotifier::listeningUsersJson().
+    QFuture<QStringList> listeningUsers(const Key &key) const
+    {
+        return listeningUsersJson(Codec<Key>::encode(key));
+    }
+    QStringList localListeningUsers(const Key &key) const
+    {
+        return localListeningUsersJson(Codec<Key>::encode(key));
+    }
     // The connections listening to the key on this server, in listen order.
     QList<ConnectionId> localListeners(const Key &key) const
     {

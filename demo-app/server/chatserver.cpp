@@ -163,15 +163,9 @@ bool ChatServer::isValidName(const QString &name)
     return pattern.match(name).hasMatch();
 }
 
-QStringList ChatServer::members(const QString &room) const
+QStringList ChatServer::localMembers(const QString &room) const
 {
-    QStringList names;
-    const QList<ConnectionId> listeners = m_messages->localListeners(room);
-    for (ConnectionId id : listeners)
-        names.append(m_server->identity(id).userId());
-    names.sort();
-    names.removeDuplicates(); // one name per user, however many windows they have open
-    return names;
+    return m_messages->localListeningUsers(room);
 }
 
 QStringList ChatServer::blockedBy(const QString &user) const
@@ -239,7 +233,11 @@ void ChatServer::post(const ChatEvent &event, const NotFor &notFor)
 
 void ChatServer::publishMembers(const QString &room)
 {
-    m_members->notify(room, { { u"members"_s, members(room) } });
+    // The members of every node of a cluster: each node publishes the list when its own
+    // listeners change, and the notify reaches the clients of all nodes.
+    m_messages->listeningUsers(room).then(this, [this, room](const QStringList &members) {
+        m_members->notify(room, { { u"members"_s, members } });
+    });
 }
 
 void ChatServer::handleLogin(const Request &request)
@@ -312,7 +310,10 @@ void ChatServer::handleHistory(const Request &request)
 
 void ChatServer::handleMembers(const Request &request)
 {
-    request.reply(QJsonArray::fromStringList(members(request.payload()[u"room"].toString())));
+    m_messages->listeningUsers(request.payload()[u"room"].toString())
+            .then(this, [request](const QStringList &members) {
+                request.reply(QJsonArray::fromStringList(members));
+            });
 }
 
 void ChatServer::handleBlock(const Request &request)

@@ -75,8 +75,9 @@ public:
 
     // The names "login" accepts: 1 to 32 characters of [A-Za-z0-9_-].
     static bool isValidName(const QString &name);
-    // The sorted, distinct names of the users listening to "messages" for room.
-    QStringList members(const QString &room) const;
+    // The sorted, distinct names of the users listening to "messages" for room on this
+    // server; the members of a cluster are what the "members" call and notifier give.
+    QStringList localMembers(const QString &room) const;
     // The names user has blocked, sorted.
     QStringList blockedBy(const QString &user) const;
 

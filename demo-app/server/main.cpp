@@ -1,6 +1,7 @@
 // qtnotif-chat-server: the chat demo's server, until SIGINT or SIGTERM.
 //   qtnotif-chat-server [--host 127.0.0.1] [--port 8080] [--rooms lobby,qt,random]
 //                       [--moderators alice] [--secret <hmac key>]
+//                       [--backplane redis://127.0.0.1:6379/0]
 #include "chatserver.h"
 
 #include <QtCore/QCommandLineParser>
@@ -98,7 +99,13 @@ int main(int argc, char *argv[])
     const QCommandLineOption secretOption(
             u"secret"_s, u"HMAC key of the login tokens; the default one is public."_s, u"secret"_s,
             QString::fromUtf8(defaults.secret));
-    parser.addOptions({ hostOption, portOption, roomsOption, moderatorsOption, secretOption });
+    const QCommandLineOption backplaneOption(
+            u"backplane"_s,
+            u"Join a cluster of chat servers: redis://[:password@]host[:port][/db] (none: a "
+            "server alone). docs/cluster.md runs three behind a load balancer."_s,
+            u"url"_s);
+    parser.addOptions({ hostOption, portOption, roomsOption, moderatorsOption, secretOption,
+                        backplaneOption });
     parser.process(app);
 
     const QString host = parser.value(hostOption);
@@ -122,6 +129,9 @@ int main(int argc, char *argv[])
         return fail(u"--secret: must not be empty"_s);
 
     ChatDemo::ChatServer server(options);
+    if (parser.isSet(backplaneOption)
+        && !server.server()->setBackplane(QUrl(parser.value(backplaneOption))))
+        return fail(u"--backplane: "_s + server.server()->errorString());
     if (!server.listen(address, quint16(port)))
         return fail(u"cannot listen on %1:%2: %3"_s.arg(host).arg(port).arg(server.errorString()));
     // Scripts wait for this line (stdout, flushed by endl) to know the server is up.

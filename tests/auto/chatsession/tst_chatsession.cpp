@@ -458,8 +458,8 @@ void tst_ChatSession::kickRemovesFromRoom()
     server->server()->disconnectClient(connection);
     QTRY_COMPARE(chat.bob->state(), State::Reconnecting);
     QTRY_COMPARE(chat.bob->state(), State::Connected);
-    QTRY_COMPARE(server->members("qt"), QStringList{ "bob" });
-    QCOMPARE(server->members("lobby"), QStringList{ "alice" });
+    QTRY_COMPARE(server->localMembers("qt"), QStringList{ "bob" });
+    QCOMPARE(server->localMembers("lobby"), QStringList{ "alice" });
 }
 
 void tst_ChatSession::onlyModeratorsKick()
@@ -471,7 +471,7 @@ void tst_ChatSession::onlyModeratorsKick()
     QTRY_COMPARE(errors.size(), 1);
     QVERIFY2(chat.bob->errorString().contains("moderators"), qPrintable(chat.bob->errorString()));
     QVERIFY(chat.alice->isJoined("lobby"));
-    QCOMPARE(server->members("lobby"), (QStringList{ "alice", "bob" }));
+    QCOMPARE(server->localMembers("lobby"), (QStringList{ "alice", "bob" }));
 
     // A moderator removing someone who is not there is told so.
     QSignalSpy aliceErrors(chat.alice.get(), &ChatSession::errorOccurred);
@@ -515,7 +515,7 @@ void tst_ChatSession::reconnectDoesNotDuplicateMessages()
     QCOMPARE(bobStates.at(0).at(0).value<State>(), State::Reconnecting);
     QCOMPARE(bobStates.at(1).at(0).value<State>(), State::Connected);
     QCOMPARE(chat.bob->client()->userId(), QString("bob")); // by the token, without a login
-    QTRY_COMPARE(server->members("lobby"), (QStringList{ "alice", "bob" }));
+    QTRY_COMPARE(server->localMembers("lobby"), (QStringList{ "alice", "bob" }));
     QTRY_COMPARE(bobHistory.size(), 1);
     QCOMPARE(chat.bobMessages.size(), 2);
 
@@ -550,7 +550,7 @@ void tst_ChatSession::reconnectFetchesMissedMessages()
     QTRY_COMPARE(chat.bobMessages.size(), 2);
     QCOMPARE(lines(chat.bobMessages), (QStringList{ "alice: seen", "alice: missed" }));
     QVERIFY(chat.bob->isJoined("lobby"));
-    QTRY_COMPARE(server->members("lobby"), (QStringList{ "alice", "bob" }));
+    QTRY_COMPARE(server->localMembers("lobby"), (QStringList{ "alice", "bob" }));
     chat.alice->send("lobby", "live");
     QTRY_COMPARE(chat.bobMessages.size(), 3);
     QCOMPARE(lines(chat.bobMessages),
@@ -571,7 +571,7 @@ void tst_ChatSession::refusedTokenLogsInAgain()
     QTRY_COMPARE(chat.bob->state(), State::Connected);
     QVERIFY(bobErrors.size() >= 1);
     QCOMPARE(chat.bob->joinedRooms(), QStringList{ "lobby" });
-    QTRY_COMPARE(server->members("lobby"), (QStringList{ "alice", "bob" }));
+    QTRY_COMPARE(server->localMembers("lobby"), (QStringList{ "alice", "bob" }));
 
     chat.bobMessages.clear(); // only what comes after the new login
     chat.alice->send("lobby", "still there?");

@@ -38,6 +38,7 @@ private Q_SLOTS:
     void notForMeLeavesOutTheCallerOnly();
     void unlistenUserReachesEveryNode();
     void listenerCountCoversTheCluster();
+    void listeningUsersCoverTheCluster();
     void aNodeSubscribesOnlyToItsKeys();
     void aNodeReceivesNothingForKeysNobodyThereListensTo();
     void nodesOnOtherThreads();
@@ -260,6 +261,22 @@ void tst_Cluster::listenerCountCoversTheCluster()
     }
     QCOMPARE(c->chat->localListenerCount("room"), 0);
     QCOMPARE(b->chat->localListenerCount("room"), 2);
+}
+
+void tst_Cluster::listeningUsersCoverTheCluster()
+{
+    auto alice = listener(*a, "alice");
+    auto aliceAgain = listener(*a, "alice");
+    auto bob = listener(*b, "bob");
+    auto anonymous = listener(*b, QString());
+    auto elsewhere = listener(*b, "carol", "chat", "elsewhere");
+    QVERIFY(alice && aliceAgain && bob && anonymous && elsewhere);
+    QCOMPARE(a->chat->localListeningUsers("room"), QStringList{ "alice" });
+    for (Node *node : { a.get(), b.get() }) {
+        QFuture<QStringList> users = node->chat->listeningUsers("room");
+        QTRY_VERIFY(users.isFinished());
+        QCOMPARE(users.result(), QStringList({ "alice", "bob" }));
+    }
 }
 
 void tst_Cluster::aNodeSubscribesOnlyToItsKeys()
