@@ -88,6 +88,12 @@ void Cluster::keyRemoved(const QString &notifier, const QString &keyText)
     m_backplane->unsubscribe(keyChannel(notifier, keyText));
 }
 
+void Cluster::whenKeyReachable(const QString &notifier, const QString &keyText,
+                               std::function<void()> ready)
+{
+    m_backplane->whenSubscribed(keyChannel(notifier, keyText), std::move(ready));
+}
+
 void Cluster::publishNotify(const QString &notifier, const QString &keyText,
                             const QString &dataText, const NotFor &notFor)
 {

@@ -38,6 +38,9 @@ public:
     // A key got its first listener on this node, or lost its last.
     void keyAdded(const QString &notifier, const QString &keyText);
     void keyRemoved(const QString &notifier, const QString &keyText);
+    // Runs ready once notifications published on other nodes for the key reach this one.
+    void whenKeyReachable(const QString &notifier, const QString &keyText,
+                          std::function<void()> ready);
 
     // Sends a notify to the other nodes listening to the key. dataText is the notification as
     // JSON text, encoded once. A connection in notFor lives on this node and is left out here,

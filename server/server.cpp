@@ -278,7 +278,14 @@ void ServerPrivate::handleListen(Connection &c, const ClientFrame &frame)
                            frame.id));
         return;
     }
-    send(c, ackFrame(frame.id, { { QLatin1String("alreadyListening"), false } }));
+    // In a cluster the ack waits until notifications published on other nodes reach this one
+    // (at once when the key already had listeners here): a client that listens, then asks for
+    // what it missed, misses nothing in between.
+    const QString ack = ackFrame(frame.id, { { QLatin1String("alreadyListening"), false } });
+    cluster.whenKeyReachable(frame.notifier, key, [this, id = c.id, ack] {
+        if (Connection *listener = connection(id))
+            send(*listener, ack);
+    });
     Q_EMIT notifier->listenerAdded(c.id, c.identity, frame.key);
 }
 

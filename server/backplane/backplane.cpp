@@ -61,7 +61,34 @@ void Backplane::unsubscribe(const QByteArray &channel)
 {
     if (!m_channels.remove(channel))
         return;
+    m_confirmed.remove(channel);
+    runWaiting(channel);
     doUnsubscribe(channel);
+}
+
+void Backplane::whenSubscribed(const QByteArray &channel, std::function<void()> ready)
+{
+    if (m_status != Status::Online || !m_channels.contains(channel)
+        || m_confirmed.contains(channel)) {
+        ready();
+        return;
+    }
+    m_waiting[channel].append(std::move(ready));
+}
+
+void Backplane::subscriptionConfirmed(const QByteArray &channel)
+{
+    if (!m_channels.contains(channel))
+        return;
+    m_confirmed.insert(channel);
+    runWaiting(channel);
+}
+
+void Backplane::runWaiting(const QByteArray &channel)
+{
+    const QList<std::function<void()>> waiting = m_waiting.take(channel);
+    for (const auto &ready : waiting)
+        ready();
 }
 
 void Backplane::publish(const QByteArray &channel, const QByteArray &message, Sent sent)
@@ -80,6 +107,14 @@ void Backplane::setStatus(Status status)
     if (m_status == status)
         return;
     m_status = status;
+    if (status != Status::Online) {
+        m_confirmed.clear();
+        const auto waiting = std::exchange(m_waiting, {});
+        for (const auto &channel : waiting) {
+            for (const auto &ready : channel)
+                ready();
+        }
+    }
     Q_EMIT statusChanged(status);
 }
 

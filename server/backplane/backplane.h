@@ -3,6 +3,8 @@
 #include <QtNotif/global.h>
 
 #include <QtCore/QByteArray>
+#include <QtCore/QHash>
+#include <QtCore/QList>
 #include <QtCore/QObject>
 #include <QtCore/QSet>
 #include <QtCore/QUrl>
@@ -72,6 +74,12 @@ public:
     void unsubscribe(const QByteArray &channel);
     bool isSubscribed(const QByteArray &channel) const { return m_channels.contains(channel); }
     QSet<QByteArray> channels() const { return m_channels; }
+    // Runs ready once messages published on the channel by any node reach this one: at once
+    // when the subscription is in place, later when the transport has yet to confirm it. Also
+    // at once when not online (nothing reaches this node then) or not subscribed to channel.
+    // The server acknowledges a client's listen this way, so that a client that listens and
+    // then fetches what it missed (a history call) misses nothing published in between.
+    void whenSubscribed(const QByteArray &channel, std::function<void()> ready);
 
     // Called once the message is sent, with the number of nodes subscribed to the channel it
     // reached (this one included when subscribed), or -1 when it was dropped.
@@ -88,7 +96,10 @@ Q_SIGNALS:
 protected:
     explicit Backplane(const QUrl &url, QObject *parent = nullptr);
 
+    // Leaving Online forgets every confirmation (they are made again after a reconnection).
     void setStatus(Status status);
+    // To call when the transport confirms a subscription (at once, if it has nothing to wait for).
+    void subscriptionConfirmed(const QByteArray &channel);
     // To call for each message arriving on a subscribed channel.
     void received(const QByteArray &channel, const QByteArray &message);
 
@@ -101,7 +112,11 @@ protected:
 private:
     QUrl m_url;
     Status m_status = Status::Offline;
+    void runWaiting(const QByteArray &channel);
+
     QSet<QByteArray> m_channels;
+    QSet<QByteArray> m_confirmed;
+    QHash<QByteArray, QList<std::function<void()>>> m_waiting;
     Stats m_stats;
 };
 

@@ -100,13 +100,19 @@ void InProcessBackplane::doStart()
         m_bus->size = int(m_bus->members.size());
     }
     setStatus(Status::Online);
+    const QSet<QByteArray> all = channels();
+    for (const QByteArray &channel : all)
+        subscriptionConfirmed(channel);
 }
 
 void InProcessBackplane::doSubscribe(const QByteArray &channel)
 {
-    QMutexLocker locker(&m_bus->mutex);
-    if (InProcessBus::Member *member = m_bus->find(this))
-        member->channels.insert(channel);
+    {
+        QMutexLocker locker(&m_bus->mutex);
+        if (InProcessBus::Member *member = m_bus->find(this))
+            member->channels.insert(channel);
+    }
+    subscriptionConfirmed(channel); // in place as soon as the bus has it
 }
 
 void InProcessBackplane::doUnsubscribe(const QByteArray &channel)

@@ -354,6 +354,8 @@ void RedisBackplane::onSubscriberReply(void *reply)
         m_remote.insert(channel, Remote::Subscribed);
         if (!isSubscribed(channel))
             sendUnsubscribe(channel); // no longer wanted
+        else
+            subscriptionConfirmed(channel);
         if (initial && --m_subscribing == 0)
             updateStatus();
     } else if (kind == "unsubscribe") {

@@ -19,6 +19,31 @@ using namespace QtNotif;
 using namespace std::chrono_literals;
 
 using Chat = SimpleNotifier<QString, QString>;
+
+// A backplane of the test's own: it records what is published, and confirms subscriptions
+// only when the test says so (as a network transport does, later).
+class ManualBackplane : public Backplane
+{
+public:
+    ManualBackplane() : Backplane(QUrl("manual:")) { }
+    bool reachesOtherNodes() const override { return true; }
+    void confirm(const QByteArray &channel) { subscriptionConfirmed(channel); }
+    void goOffline() { setStatus(Status::Connecting); }
+
+    QList<QPair<QByteArray, QByteArray>> published;
+
+protected:
+    void doStart() override { setStatus(Status::Online); }
+    void doSubscribe(const QByteArray &) override { }
+    void doUnsubscribe(const QByteArray &) override { }
+    bool doPublish(const QByteArray &channel, const QByteArray &message, Sent sent) override
+    {
+        published.append({ channel, message });
+        if (sent)
+            sent(1); // only this node
+        return true;
+    }
+};
 // The prepare runs on the node of each recipient: it greets the recipient by name.
 using Greeter = Notifier<QString, QString, QString>;
 
@@ -42,6 +67,8 @@ private Q_SLOTS:
     void aNodeSubscribesOnlyToItsKeys();
     void aNodeReceivesNothingForKeysNobodyThereListensTo();
     void nodesOnOtherThreads();
+    void listenAckWaitsForTheSubscription();
+    void aCustomBackplaneCarriesEachNotifyOnce();
     void redisUnreachableKeepsLocalDeliveryGoing();
 
 private:
@@ -347,6 +374,72 @@ void tst_Cluster::nodesOnOtherThreads()
     a->chat->notify("room", "to another thread");
     QTRY_COMPARE(notifData(*onThreadC),
                  QStringList({ "from another thread", "to another thread" }));
+}
+
+void tst_Cluster::listenAckWaitsForTheSubscription()
+{
+    Server node;
+    Chat chat(&node, "chat");
+    auto owned = std::make_unique<ManualBackplane>();
+    ManualBackplane *backplane = owned.get();
+    node.setBackplane(std::move(owned));
+    QVERIFY(node.listen());
+    const QByteArray channel = R"(key:"chat":"room")";
+
+    TestPeer first;
+    QVERIFY(first.open(node.serverUrl()));
+    QSignalSpy added(&chat, &AbstractNotifier::listenerAdded);
+    const qint64 listenId = first.listen("chat", "room");
+    QTRY_COMPARE(added.size(), 1);
+    QVERIFY(backplane->isSubscribed(channel));
+    // An answer sent after the listen was handled arrives after any ack sent then.
+    QCOMPARE(first.answerTo(first.request("nothing", {})).value("code").toString(),
+             "unknown_method");
+    QVERIFY(first.framesOf("ack").isEmpty());
+    // Local notifications flow meanwhile: the listen is registered.
+    chat.notify("room", "local");
+    QTRY_COMPARE(notifData(first), QStringList{ "local" });
+
+    backplane->confirm(channel);
+    QCOMPARE(first.answerTo(listenId).value("op").toString(), "ack");
+
+    // The key is reachable now: the next listener is acked at once.
+    TestPeer second;
+    QVERIFY(second.open(node.serverUrl()));
+    QVERIFY(second.listenAndWait("chat", "room"));
+
+    // Offline, nothing comes from other nodes anyway: no waiting.
+    backplane->goOffline();
+    TestPeer third;
+    QVERIFY(third.open(node.serverUrl()));
+    QVERIFY(third.listenAndWait("chat", "elsewhere"));
+}
+
+void tst_Cluster::aCustomBackplaneCarriesEachNotifyOnce()
+{
+    Server node;
+    Greeter greeter(&node, "greeter", [](const Identity &, const QString &text) {
+        return std::optional<QString>(text);
+    });
+    auto owned = std::make_unique<ManualBackplane>();
+    ManualBackplane *backplane = owned.get();
+    node.setBackplane(std::move(owned));
+    QCOMPARE(node.backplane(), backplane);
+    QVERIFY(node.listen());
+    // Listeners or not, each notify is published once, with the ServerNotif encoded once.
+    TestPeer one, two;
+    QVERIFY(one.open(node.serverUrl()) && two.open(node.serverUrl()));
+    QVERIFY(one.listen("greeter", "hall") && two.listen("greeter", "hall"));
+    greeter.notify("hall", "hello", NotFor::user("alice"));
+    greeter.notify("nobody here", "hi");
+    QCOMPARE(backplane->published.size(), 2);
+    QCOMPARE(backplane->published.at(0).first, QByteArray(R"(key:"greeter":"hall")"));
+    const QJsonObject message = QJsonDocument::fromJson(backplane->published.at(0).second).object();
+    QCOMPARE(message.value("t").toString(), "notify");
+    QCOMPARE(message.value("o").toString(), node.nodeId());
+    QCOMPARE(message.value("k").toString(), "hall");
+    QCOMPARE(message.value("d").toString(), "hello");
+    QCOMPARE(message.value("u").toString(), "alice");
 }
 
 void tst_Cluster::redisUnreachableKeepsLocalDeliveryGoing()
