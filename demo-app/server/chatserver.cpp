@@ -6,7 +6,9 @@
 #include <QtCore/QJsonObject>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QMessageAuthenticationCode>
+#include <QtCore/QRandomGenerator>
 #include <QtCore/QRegularExpression>
+#include <QtCore/QTimer>
 
 #include <algorithm>
 #include <functional>
@@ -89,8 +91,17 @@ ChatServer::ChatServer(const Options &options, QObject *parent)
                                       [this](const Identity &recipient, const ChatEvent &event) {
                                           return eventFor(recipient.userId(), event);
                                       });
+    // Event ids count up from a random multiple of 2^32: the servers of a cluster (and a server
+    // after a restart) each number their events in a range of their own, so that clients can
+    // tell apart messages from different servers sent in the same millisecond. Below 2^53, as
+    // JSON numbers must stay to be exact everywhere.
+    m_lastEventId = qint64(QRandomGenerator::global()->bounded(1 << 20)) << 32;
     m_typing = new TypingNotifier(m_server, u"typing"_s);
-    m_members = new MembersNotifier(m_server, u"members"_s);
+    m_members = new MembersNotifier(
+            m_server, u"members"_s,
+            [this](const Identity &, const QString &change, MembersNotifier::Done done) {
+                currentMembers(change.section(u'|', 1, -1), change, std::move(done));
+            });
 
     // Presence: the members of a room are the users listening to its messages, whatever makes
     // that change (join, leave, kick, disconnect, a new login).
@@ -233,10 +244,27 @@ void ChatServer::post(const ChatEvent &event, const NotFor &notFor)
 
 void ChatServer::publishMembers(const QString &room)
 {
-    // The members of every node of a cluster: each node publishes the list when its own
-    // listeners change, and the notify reaches the clients of all nodes.
-    m_messages->listeningUsers(room).then(this, [this, room](const QStringList &members) {
-        m_members->notify(room, { { u"members"_s, members } });
+    // Presence across a cluster: the notification only says that the members changed, and
+    // each node's prepare asks the whole cluster who they are when it arrives. A node asking
+    // when its own listeners change and publishing the list could have its list overtaken by
+    // an older one from another node; asking on arrival, the last notification a client gets
+    // carries a list made after the last change.
+    const QString change = m_server->nodeId() + u'/' + QString::number(++m_lastMembersChange);
+    m_members->notify(room, change + u'|' + room);
+}
+
+void ChatServer::currentMembers(const QString &room, const QString &change,
+                                MembersNotifier::Done done)
+{
+    // prepare runs for every recipient of one notification in one go: they share a query.
+    QList<MembersNotifier::Done> &waiting = m_membersQueries[change];
+    waiting.append(std::move(done));
+    if (waiting.size() > 1)
+        return;
+    m_messages->listeningUsers(room).then(this, [this, change](const QStringList &members) {
+        const QList<MembersNotifier::Done> recipients = m_membersQueries.take(change);
+        for (const MembersNotifier::Done &give : recipients)
+            give(QVariantMap{ { u"members"_s, members } });
     });
 }
 

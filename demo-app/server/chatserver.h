@@ -55,7 +55,9 @@ public:
     // The notifier types of the contract, keyed by room name.
     using MessagesNotifier = QtNotif::Notifier<QString, ChatEvent, QVariantMap>;
     using TypingNotifier = QtNotif::SimpleNotifier<QString, QVariantMap>;
-    using MembersNotifier = QtNotif::SimpleNotifier<QString, QVariantMap>;
+    // Its ServerNotif only names a change of the members ("<node>/<n>"); prepare, on the
+    // recipient's node, asks the cluster who they are now. See publishMembers().
+    using MembersNotifier = QtNotif::Notifier<QString, QString, QVariantMap>;
 
     explicit ChatServer(const Options &options = Options(), QObject *parent = nullptr);
     // Closes every client connection (close code 1001: they reconnect to the next server).
@@ -100,6 +102,7 @@ private:
     void handleTyping(const QtNotif::Request &request);
     void handleHistory(const QtNotif::Request &request);
     void handleMembers(const QtNotif::Request &request);
+    void currentMembers(const QString &room, const QString &change, MembersNotifier::Done done);
     void handleBlock(const QtNotif::Request &request);
     void handleKick(const QtNotif::Request &request);
 
@@ -110,6 +113,10 @@ private:
     MembersNotifier *m_members;
     QHash<QString, QList<ChatEvent>> m_history; // per room, oldest first
     QHash<QString, QSet<QString>> m_blocked;    // per user: the names they blocked
+    // Per members change, the recipients waiting for the one query they share.
+    QHash<QString, QList<MembersNotifier::Done>> m_membersQueries;
+    quint64 m_lastMembersChange = 0;
+    // Starts at a random multiple of 2^32 (see the constructor).
     qint64 m_lastEventId = 0;
 };
 
