@@ -370,22 +370,35 @@ bool RedisBackplane::doPublish(const QByteArray &channel, const QByteArray &mess
     if (!m_publisher->ready)
         return false;
     if (m_pendingBytes > MaxPendingBytes) {
-        qCWarning(lcBackplane).noquote() << "Redis is not keeping up:" << m_pendingBytes
-                                         << "bytes wait for it; a message is dropped";
+        if (!std::exchange(m_overloaded, true))
+            qCWarning(lcBackplane).noquote()
+                    << "Redis is not keeping up:" << m_pendingBytes
+                    << "bytes wait for it; messages are dropped until it catches up";
         return false;
     }
+    m_overloaded = false;
     const QByteArray prefixed = m_prefix + channel;
-    auto *publish
-            = new PendingPublish{ this, qint64(prefixed.size() + message.size()), std::move(sent) };
-    const int result
-            = redisAsyncCommand(m_publisher->context, &RedisBackplane::onPublished, publish,
-                                "PUBLISH %b %b", prefixed.constData(), size_t(prefixed.size()),
-                                message.constData(), size_t(message.size()));
-    if (result != REDIS_OK) {
+    auto *publish = new PendingPublish{ this, qint64(prefixed.size() + message.size()), {} };
+    if (redisAsyncCommand(m_publisher->context, &RedisBackplane::onPublished, publish,
+                          "PUBLISH %b %b", prefixed.constData(), size_t(prefixed.size()),
+                          message.constData(), size_t(message.size()))
+        != REDIS_OK) {
         delete publish;
         return false;
     }
     m_pendingBytes += publish->bytes;
+    if (sent) {
+        // PUBLISH counts pattern subscribers too (a redis-cli PSUBSCRIBE '*' watching the
+        // traffic, say), which are not nodes. NUMSUB, sent right behind it on the same
+        // connection, counts the channel's own subscribers: the nodes.
+        auto *count = new PendingPublish{ this, 0, std::move(sent) };
+        if (redisAsyncCommand(m_publisher->context, &RedisBackplane::onPublished, count,
+                              "PUBSUB NUMSUB %b", prefixed.constData(), size_t(prefixed.size()))
+            != REDIS_OK) {
+            count->sent(-1);
+            delete count;
+        }
+    }
     return true;
 }
 
@@ -403,9 +416,13 @@ void RedisBackplane::onPublished(redisAsyncContext *context, void *reply, void *
         return;
     }
     self->m_pendingBytes = std::max<qint64>(0, self->m_pendingBytes - publish->bytes);
+    if (!publish->sent)
+        return;
+    // PUBLISH answers an integer; PUBSUB NUMSUB an array [channel, count].
     const auto *r = static_cast<redisReply *>(reply);
-    if (publish->sent)
-        publish->sent(r->type == REDIS_REPLY_INTEGER ? int(r->integer) : -1);
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+        r = r->element[1];
+    publish->sent(r->type == REDIS_REPLY_INTEGER ? int(r->integer) : -1);
 }
 
 } // namespace QtNotif

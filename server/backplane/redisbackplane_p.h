@@ -81,6 +81,7 @@ private:
     QTimer m_retry;
     int m_attempt = 0;
     qint64 m_pendingBytes = 0; // published bytes Redis has not answered yet
+    bool m_overloaded = false; // dropping messages since the last warning
 };
 
 } // namespace QtNotif
