@@ -226,11 +226,10 @@ void RedisBackplane::linkReady(Link &link)
     link.ready = true;
     if (&link == m_subscriber.get()) {
         m_remote.clear();
-        m_subscribing = 0;
-        const QList<QByteArray> wanted = channels().values();
+        m_resubscribing = channels();
+        const QList<QByteArray> wanted = m_resubscribing.values();
         for (qsizetype i = 0; i < wanted.size(); i += SubscribeBatch)
             sendSubscribe(wanted.mid(i, SubscribeBatch));
-        m_subscribing = int(wanted.size());
     }
     updateStatus();
 }
@@ -250,7 +249,7 @@ void RedisBackplane::linkLost(Link &link, const QByteArray &why)
     closeLink(*m_publisher);
     closeLink(*m_subscriber);
     m_remote.clear();
-    m_subscribing = 0;
+    m_resubscribing.clear();
     m_pendingBytes = 0;
     setStatus(Status::Connecting);
     scheduleReconnect();
@@ -269,7 +268,7 @@ void RedisBackplane::scheduleReconnect()
 
 void RedisBackplane::updateStatus()
 {
-    if (m_publisher->ready && m_subscriber->ready && m_subscribing == 0) {
+    if (m_publisher->ready && m_subscriber->ready && m_resubscribing.isEmpty()) {
         if (status() != Status::Online)
             qCInfo(lcBackplane).noquote() << "online:" << url().toString() << ","
                                           << channels().size() << "channels subscribed";
@@ -350,13 +349,12 @@ void RedisBackplane::onSubscriberReply(void *reply)
     if (kind == "message") {
         received(channel, replyText(r->element[2]));
     } else if (kind == "subscribe") {
-        const bool initial = m_remote.value(channel) == Remote::Subscribing && m_subscribing > 0;
         m_remote.insert(channel, Remote::Subscribed);
         if (!isSubscribed(channel))
             sendUnsubscribe(channel); // no longer wanted
         else
             subscriptionConfirmed(channel);
-        if (initial && --m_subscribing == 0)
+        if (m_resubscribing.remove(channel) && m_resubscribing.isEmpty())
             updateStatus();
     } else if (kind == "unsubscribe") {
         m_remote.remove(channel);

@@ -74,7 +74,8 @@ private:
     std::unique_ptr<Link> m_publisher;
     std::unique_ptr<Link> m_subscriber;
     QHash<QByteArray, Remote> m_remote; // channel (without prefix) -> state on the subscriber
-    int m_subscribing = 0;              // channels of the last resubscription not confirmed yet
+    QSet<QByteArray> m_resubscribing;   // channels subscribed again after (re)connecting, not
+                                        // confirmed yet: Online waits for them
     bool m_started = false;
     bool m_destroying = false;
 
