@@ -46,6 +46,8 @@ qint64 idField(const QJsonObject &frame)
 ClientPrivate::ClientPrivate(Client *client) : q(client)
 {
     reconnectTimer.setSingleShot(true);
+    // A coarse timer may fire 5% early: the backoff's waits are minimums, as documented.
+    reconnectTimer.setTimerType(Qt::PreciseTimer);
     QObject::connect(&reconnectTimer, &QTimer::timeout, q, [this] { openSocket(); });
     QObject::connect(&watchdog, &QTimer::timeout, q, [this] { onWatchdog(); });
 }

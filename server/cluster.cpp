@@ -15,10 +15,17 @@ namespace QtNotif {
 
 using namespace Protocol;
 
-// Messages between nodes are compact JSON objects; "t" tells their type:
-//   notify        on key:<notifier>:<key>  {o: origin node, n: notifier, k: key, d: data, u: notFor
-//   user} count         on all                   {o, q: request id, n, k} unlistenUser  on all {o,
-//   q, n, k, u: user id} answer        on node:<origin>         {q, v: the answering node's number}
+// Messages between nodes are compact JSON objects; "t" tells their type.
+// clang-format off
+//   type          channel                  fields
+//   notify        key:<notifier>:<key>     o: origin node, n: notifier, k: key, d: data,
+//                                          u: the notFor user (absent for none)
+//   count         all                      o, q: request id, n, k
+//   users         all                      o, q, n, k
+//   unlistenUser  all                      o, q, n, k, u: user id
+//   answer        node:<origin>            q, v: the answering node's share (a number, or an
+//                                          array of user ids for "users")
+// clang-format on
 namespace {
 
 const QByteArray AllChannel = QByteArrayLiteral("all");
@@ -51,7 +58,10 @@ void Cluster::setBackplane(std::unique_ptr<Backplane> backplane)
 {
     if (!backplane)
         backplane = InProcessBackplane::create(QUrl(), nullptr);
-    // Requests waiting on the old backplane's nodes end with what they have.
+    // Acks waiting for the old backplane's subscriptions go now; requests waiting on its nodes
+    // end with what they have.
+    if (m_backplane)
+        m_backplane->runAllWaiting();
     std::vector<quint64> waiting;
     for (const auto &entry : m_requests)
         waiting.push_back(entry.first);

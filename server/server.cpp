@@ -562,7 +562,7 @@ bool Server::setBackplane(const QUrl &url)
 void Server::setBackplane(std::unique_ptr<Backplane> backplane)
 {
     if (backplane)
-        backplane->setParent(this); // follows the server to its thread
+        backplane->setParent(this); // it must live in the server's thread: make it there
     d->cluster.setBackplane(std::move(backplane));
 }
 

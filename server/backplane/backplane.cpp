@@ -84,6 +84,15 @@ void Backplane::subscriptionConfirmed(const QByteArray &channel)
     runWaiting(channel);
 }
 
+void Backplane::runAllWaiting()
+{
+    const auto waiting = std::exchange(m_waiting, {});
+    for (const auto &channel : waiting) {
+        for (const auto &ready : channel)
+            ready();
+    }
+}
+
 void Backplane::runWaiting(const QByteArray &channel)
 {
     const QList<std::function<void()>> waiting = m_waiting.take(channel);
@@ -109,11 +118,7 @@ void Backplane::setStatus(Status status)
     m_status = status;
     if (status != Status::Online) {
         m_confirmed.clear();
-        const auto waiting = std::exchange(m_waiting, {});
-        for (const auto &channel : waiting) {
-            for (const auto &ready : channel)
-                ready();
-        }
+        runAllWaiting();
     }
     Q_EMIT statusChanged(status);
 }

@@ -110,10 +110,13 @@ protected:
     virtual bool doPublish(const QByteArray &channel, const QByteArray &message, Sent sent) = 0;
 
 private:
+    friend class Cluster;
+    void runWaiting(const QByteArray &channel);
+    // Runs every callback still waiting for a subscription: the backplane is being replaced.
+    void runAllWaiting();
+
     QUrl m_url;
     Status m_status = Status::Offline;
-    void runWaiting(const QByteArray &channel);
-
     QSet<QByteArray> m_channels;
     QSet<QByteArray> m_confirmed;
     QHash<QByteArray, QList<std::function<void()>>> m_waiting;

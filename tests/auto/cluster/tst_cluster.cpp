@@ -69,6 +69,7 @@ private Q_SLOTS:
     void nodesOnOtherThreads();
     void listenAckWaitsForTheSubscription();
     void aCustomBackplaneCarriesEachNotifyOnce();
+    void replacingTheBackplaneKeepsListens();
     void redisUnreachableKeepsLocalDeliveryGoing();
 
 private:
@@ -440,6 +441,26 @@ void tst_Cluster::aCustomBackplaneCarriesEachNotifyOnce()
     QCOMPARE(message.value("k").toString(), "hall");
     QCOMPARE(message.value("d").toString(), "hello");
     QCOMPARE(message.value("u").toString(), "alice");
+}
+
+void tst_Cluster::replacingTheBackplaneKeepsListens()
+{
+    Server node;
+    Chat chat(&node, "chat");
+    node.setBackplane(std::make_unique<ManualBackplane>()); // never confirms
+    QVERIFY(node.listen());
+    TestPeer peer;
+    QVERIFY(peer.open(node.serverUrl()));
+    const qint64 listenId = peer.listen("chat", "room");
+    QTRY_COMPARE(chat.localListenerCount("room"), 1);
+
+    // The ack waiting on the old backplane goes, and the new one subscribes to the key.
+    QVERIFY(node.setBackplane(QUrl("inproc://replacingTheBackplaneKeepsListens")));
+    QCOMPARE(peer.answerTo(listenId).value("op").toString(), "ack");
+    QVERIFY(node.backplane()->isSubscribed(R"(key:"chat":"room")"));
+    auto other = makeNode("replacingTheBackplaneKeepsListens");
+    other->chat->notify("room", "from the new cluster");
+    QTRY_COMPARE(notifData(peer), QStringList{ "from the new cluster" });
 }
 
 void tst_Cluster::redisUnreachableKeepsLocalDeliveryGoing()
