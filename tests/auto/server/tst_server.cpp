@@ -14,6 +14,14 @@
 
 #include <memory>
 
+#ifdef Q_OS_LINUX
+#include <QtCore/QDir>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#endif
+
 using namespace QtNotif;
 using namespace std::chrono_literals;
 
@@ -23,6 +31,7 @@ class tst_Server : public QObject
 private Q_SLOTS:
     void init();
     void cleanup();
+    void clientSocketsSendAtOnce();
 
     void welcomeCarriesIdentityAndLimits();
     void listenNotifyUnlisten();
@@ -862,6 +871,39 @@ void tst_Server::duplicateNotifierNameIsRejected()
     QCOMPARE(server->notifier("chat"), first);
     delete second; // must not unregister the first
     QCOMPARE(server->notifier("chat"), first);
+}
+
+void tst_Server::clientSocketsSendAtOnce()
+{
+#ifdef Q_OS_LINUX
+    // The server's side of a client connection lives in this process: find it among the open
+    // descriptors (a connected socket whose local port is the server's) and read its options.
+    TestPeer peer;
+    QVERIFY(peer.open(server->serverUrl()));
+    int accepted = 0;
+    const QStringList fds
+            = QDir("/proc/self/fd")
+                      .entryList(QDir::NoDotAndDotDot | QDir::System | QDir::AllEntries);
+    for (const QString &entry : fds) {
+        const int fd = entry.toInt();
+        int listening = 1;
+        socklen_t size = sizeof listening;
+        sockaddr_in local{};
+        socklen_t localSize = sizeof local;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || listening
+            || ::getsockname(fd, reinterpret_cast<sockaddr *>(&local), &localSize) != 0
+            || local.sin_family != AF_INET || ntohs(local.sin_port) != server->serverPort())
+            continue;
+        int noDelay = 0;
+        size = sizeof noDelay;
+        QCOMPARE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &noDelay, &size), 0);
+        QVERIFY2(noDelay, "Nagle's algorithm would hold notifications back");
+        ++accepted;
+    }
+    QCOMPARE(accepted, 1);
+#else
+    QSKIP("TCP_NODELAY is set on Linux only");
+#endif
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
