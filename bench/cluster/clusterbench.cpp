@@ -1,0 +1,510 @@
+#include "clusterbench.h"
+
+#include "benchclock.h"
+
+#include <QtNotif/client.h>
+#include <QtNotif/clientnotifier.h>
+
+#include <QtCore/QFile>
+#include <QtCore/QJsonArray>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+#include <unistd.h>
+
+using namespace Qt::StringLiterals;
+using namespace std::chrono_literals;
+
+namespace QtNotifBench {
+
+namespace {
+
+const QString NotifierName = u"bench"_s;
+const QString IdField = u"id"_s;
+const QString SentField = u"sent"_s;
+const QString NotifiedField = u"notified"_s;
+const QString PadField = u"pad"_s;
+const QString ProbeField = u"probe"_s;
+
+// 30 s: a hundred clients connect to a loopback server in well under a second; this only
+// catches a node that is not there.
+constexpr auto ConnectTimeout = 30s;
+// Every key is probed again this often until each of its subscribers has had a notification.
+constexpr auto ProbeInterval = 100ms;
+constexpr auto ProbeTimeout = 10s;
+// The rate schedule is checked every millisecond (a precise timer), and one tick sends at most
+// this many notifications so that deliveries keep being read when the driver falls behind.
+constexpr auto RateTick = 1ms;
+constexpr int MaxSendsPerTick = 1000;
+// Draining ends when every notification measured is delivered, or when no delivery came for
+// DrainIdle, or after DrainLimit whatever happens: the rest counts as lost.
+constexpr auto DrainCheck = 50ms;
+constexpr qint64 DrainIdleUs = 2'000'000;
+constexpr qint64 DrainLimitUs = 10'000'000;
+// The nodes answer "stats" in milliseconds even under load.
+constexpr auto StatsTimeout = 5s;
+
+// CPU time (user and system) of another process, in µs, from /proc/<pid>/stat; -1 when it
+// cannot be read.
+qint64 processCpuMicroseconds(qint64 pid)
+{
+    QFile file(u"/proc/%1/stat"_s.arg(pid));
+    if (!file.open(QIODevice::ReadOnly))
+        return -1;
+    const QByteArray stat = file.readAll();
+    // The command name, in parentheses, may contain spaces: fields are counted after it.
+    const qsizetype end = stat.lastIndexOf(')');
+    if (end < 0)
+        return -1;
+    const QList<QByteArray> fields = stat.mid(end + 2).split(' ');
+    // Fields 14 and 15 of proc(5), utime and stime, are the 12th and 13th after the name.
+    if (fields.size() < 13)
+        return -1;
+    const qint64 ticks = fields.at(11).toLongLong() + fields.at(12).toLongLong();
+    return ticks * 1000000 / sysconf(_SC_CLK_TCK);
+}
+
+// CPU time (user, system, interrupts, steal) of the whole machine, all cores, in µs, from
+// /proc/stat; -1 when it cannot be read.
+qint64 machineCpuMicroseconds()
+{
+    QFile file(u"/proc/stat"_s);
+    if (!file.open(QIODevice::ReadOnly))
+        return -1;
+    const QList<QByteArray> fields = file.readLine().simplified().split(' ');
+    // "cpu user nice system idle iowait irq softirq steal ...": all but idle and iowait.
+    if (fields.size() < 9 || fields.at(0) != "cpu")
+        return -1;
+    qint64 ticks = 0;
+    for (int i : { 1, 2, 3, 6, 7, 8 })
+        ticks += fields.at(i).toLongLong();
+    return ticks * 1000000 / sysconf(_SC_CLK_TCK);
+}
+
+// Percentiles of a sample, in its unit; sorts it.
+QJsonObject distribution(std::vector<qint32> &sample)
+{
+    if (sample.empty())
+        return QJsonObject();
+    std::sort(sample.begin(), sample.end());
+    const auto at = [&sample](double quantile) {
+        const auto index = std::size_t(quantile * double(sample.size()));
+        return sample[std::min(index, sample.size() - 1)];
+    };
+    double sum = 0;
+    for (qint32 value : sample)
+        sum += value;
+    return QJsonObject{ { u"count"_s, qint64(sample.size()) },
+                        { u"mean"_s, std::round(sum / double(sample.size())) },
+                        { u"p50"_s, at(0.50) },
+                        { u"p90"_s, at(0.90) },
+                        { u"p99"_s, at(0.99) },
+                        { u"p999"_s, at(0.999) },
+                        { u"max"_s, sample.back() } };
+}
+
+double percentOf(qint64 part, qint64 whole)
+{
+    return whole > 0 ? std::round(1000.0 * double(part) / double(whole)) / 10.0 : 0.0;
+}
+
+} // namespace
+
+ClusterBench::ClusterBench(const Options &options, QObject *parent)
+    : QObject(parent), m_options(options)
+{
+    m_connectTimeout.setSingleShot(true);
+    m_connectTimeout.setInterval(ConnectTimeout);
+    connect(&m_connectTimeout, &QTimer::timeout, this, [this] {
+        fail(u"only %1 of %2 clients connected within %3 s"_s.arg(m_connected)
+                     .arg(m_options.subscribers + m_options.publishers)
+                     .arg(std::chrono::seconds(ConnectTimeout).count()));
+    });
+    m_probeTimer.setInterval(ProbeInterval);
+    connect(&m_probeTimer, &QTimer::timeout, this, &ClusterBench::probe);
+    m_phaseTimer.setSingleShot(true);
+    m_rateTimer.setInterval(RateTick);
+    m_rateTimer.setTimerType(Qt::PreciseTimer);
+    connect(&m_rateTimer, &QTimer::timeout, this, &ClusterBench::onRateTick);
+    m_drainTimer.setInterval(DrainCheck);
+    connect(&m_drainTimer, &QTimer::timeout, this, &ClusterBench::checkDrain);
+}
+
+ClusterBench::~ClusterBench() = default;
+
+void ClusterBench::start()
+{
+    Q_ASSERT(m_phase == Phase::Idle);
+    Q_ASSERT(m_options.subscribers > 0 && m_options.keys > 0 && m_options.publishers > 0);
+    m_phase = Phase::Connecting;
+    m_padding = QString(m_options.payloadBytes, u'x');
+    m_keyListeners.assign(std::size_t(m_options.keys), 0);
+    for (int k = 0; k < m_options.keys; ++k)
+        m_keyNames.append(u"k"_s + QString::number(k));
+    m_fanout = double(m_options.subscribers) / double(m_options.keys);
+    m_probed.assign(std::size_t(m_options.subscribers), false);
+
+    const auto makeClient = [this](const QUrl &url) {
+        auto client = std::make_unique<QtNotif::Client>();
+        client->setUrl(url);
+        connect(client.get(), &QtNotif::Client::connected, this, &ClusterBench::onClientConnected);
+        connect(client.get(), &QtNotif::Client::disconnected, this, [this] {
+            if (m_phase != Phase::Done)
+                ++m_disconnects;
+        });
+        return client;
+    };
+    for (int i = 0; i < m_options.subscribers; ++i) {
+        auto client = makeClient(m_options.subscribeUrl);
+        const int key = i % m_options.keys;
+        ++m_keyListeners[std::size_t(key)];
+        QtNotif::ClientNotifier *notifier = client->notifier(NotifierName);
+        connect(notifier, &QtNotif::ClientNotifier::jsonEvent, this,
+                [this, i](const QJsonValue &, const QJsonValue &data, quint64) {
+                    onEvent(i, data);
+                });
+        notifier->listen(m_keyNames.at(key));
+        m_subscribers.push_back(std::move(client));
+    }
+    for (int i = 0; i < m_options.publishers; ++i)
+        m_publishers.push_back(makeClient(m_options.publishUrl));
+    m_connectTimeout.start();
+    for (const auto &client : m_subscribers)
+        client->open();
+    for (const auto &client : m_publishers)
+        client->open();
+}
+
+void ClusterBench::onClientConnected()
+{
+    if (m_phase != Phase::Connecting
+        || ++m_connected < m_options.subscribers + m_options.publishers)
+        return;
+    m_connectTimeout.stop();
+    m_phase = Phase::Probing;
+    connect(&m_phaseTimer, &QTimer::timeout, this, [this] {
+        fail(u"%1 of %2 subscribers got nothing within %3 s of probing"_s
+                     .arg(m_options.subscribers - m_probedCount)
+                     .arg(m_options.subscribers)
+                     .arg(std::chrono::seconds(ProbeTimeout).count()));
+    });
+    m_phaseTimer.start(ProbeTimeout);
+    probe();
+    m_probeTimer.start();
+}
+
+void ClusterBench::probe()
+{
+    // One probe per key that still has a subscriber waiting: the listens (and, across nodes,
+    // the Redis subscriptions) are in place once every subscriber has received one.
+    std::vector<bool> waiting(std::size_t(m_options.keys), false);
+    for (int i = 0; i < m_options.subscribers; ++i) {
+        if (!m_probed[std::size_t(i)])
+            waiting[std::size_t(i % m_options.keys)] = true;
+    }
+    for (int k = 0; k < m_options.keys; ++k) {
+        if (waiting[std::size_t(k)])
+            publish(k, QJsonObject{ { ProbeField, true } });
+    }
+}
+
+void ClusterBench::onEvent(int subscriber, const QJsonValue &data)
+{
+    const qint64 now = monotonicMicroseconds();
+    const QJsonObject notification = data.toObject();
+    if (notification.contains(ProbeField)) {
+        if (!m_probed[std::size_t(subscriber)]) {
+            m_probed[std::size_t(subscriber)] = true;
+            if (++m_probedCount == m_options.subscribers && m_phase == Phase::Probing)
+                startWarmup();
+        }
+        return;
+    }
+    const qint64 id = notification.value(IdField).toInteger(-1);
+    if (id < 0 || id >= qint64(m_deliveries.size())) {
+        ++m_unknown;
+        return;
+    }
+    ++m_received;
+    quint16 &count = m_deliveries[std::size_t(id)];
+    count = quint16(std::min<int>(count + 1, std::numeric_limits<quint16>::max()));
+    if (m_phase == Phase::Measuring)
+        ++m_receivedWhileMeasuring;
+    if (id >= m_firstMeasured && id < m_endMeasured) {
+        ++m_receivedMeasured;
+        m_latencies.push_back(qint32(now - notification.value(SentField).toInteger()));
+        m_notifyLatencies.push_back(qint32(now - notification.value(NotifiedField).toInteger()));
+    }
+    if (m_options.mode == Mode::Window && (m_phase == Phase::Warmup || m_phase == Phase::Measuring))
+        topUpWindow();
+}
+
+void ClusterBench::startWarmup()
+{
+    m_probeTimer.stop();
+    m_phaseTimer.stop();
+    m_phaseTimer.disconnect(this);
+    m_phase = Phase::Warmup;
+    if (m_options.mode == Mode::Window) {
+        topUpWindow();
+    } else {
+        m_notifyRate = m_options.rate / m_fanout;
+        m_rateOrigin = monotonicMicroseconds();
+        m_rateSent = 0;
+        m_rateTimer.start();
+    }
+    connect(&m_phaseTimer, &QTimer::timeout, this, &ClusterBench::startMeasuring);
+    m_phaseTimer.start(m_options.warmup);
+}
+
+void ClusterBench::startMeasuring()
+{
+    m_phaseTimer.disconnect(this);
+    m_phase = Phase::Measuring;
+    m_firstMeasured = qint64(m_deliveries.size());
+    m_endMeasured = std::numeric_limits<qint64>::max();
+    // Room for the expected deliveries, so that the vectors do not grow while measuring.
+    const double expected = (m_options.mode == Mode::Window ? 200000.0 : m_options.rate)
+                            * double(m_options.duration.count()) / 1000.0;
+    m_latencies.reserve(std::size_t(expected * 1.2));
+    m_notifyLatencies.reserve(std::size_t(expected * 1.2));
+    takeSnapshot(m_before, [] {});
+    connect(&m_phaseTimer, &QTimer::timeout, this, &ClusterBench::stopMeasuring);
+    m_phaseTimer.start(m_options.duration);
+}
+
+void ClusterBench::stopMeasuring()
+{
+    m_phaseTimer.disconnect(this);
+    m_rateTimer.stop();
+    m_phase = Phase::Draining;
+    m_endMeasured = qint64(m_deliveries.size());
+    m_expectedMeasured = 0;
+    for (qint64 id = m_firstMeasured; id < m_endMeasured; ++id)
+        m_expectedMeasured += m_keyListeners[std::size_t(id % m_options.keys)];
+    takeSnapshot(m_after, [this] {
+        if (m_phase == Phase::Done)
+            report();
+    });
+    m_drainStart = m_drainProgressAt = m_after.time;
+    m_drainReceived = m_receivedMeasured;
+    m_drainTimer.start();
+    checkDrain();
+}
+
+void ClusterBench::checkDrain()
+{
+    if (m_phase != Phase::Draining)
+        return;
+    const qint64 now = monotonicMicroseconds();
+    if (m_receivedMeasured != m_drainReceived) {
+        m_drainReceived = m_receivedMeasured;
+        m_drainProgressAt = now;
+    }
+    if (m_receivedMeasured >= m_expectedMeasured || now - m_drainProgressAt > DrainIdleUs
+        || now - m_drainStart > DrainLimitUs)
+        finishRun();
+}
+
+void ClusterBench::finishRun()
+{
+    m_drainTimer.stop();
+    m_phase = Phase::Done;
+    // The stats asked for at the end of the measured interval may still be on their way.
+    if (m_after.nodeAnswers == 2)
+        report();
+    else
+        QTimer::singleShot(StatsTimeout, this,
+                           [this] { fail(u"a node did not answer \"stats\""_s); });
+}
+
+void ClusterBench::report()
+{
+    if (std::exchange(m_reported, true))
+        return;
+    Q_EMIT finished(result());
+}
+
+void ClusterBench::fail(const QString &message)
+{
+    if (std::exchange(m_reported, true))
+        return;
+    m_phase = Phase::Done;
+    m_connectTimeout.stop();
+    m_probeTimer.stop();
+    m_phaseTimer.stop();
+    m_rateTimer.stop();
+    m_drainTimer.stop();
+    Q_EMIT failed(message);
+}
+
+void ClusterBench::publishNext()
+{
+    const qint64 id = qint64(m_deliveries.size());
+    const int key = int(id % m_options.keys);
+    m_deliveries.push_back(0);
+    m_expectedSent += m_keyListeners[std::size_t(key)];
+    publish(key, QJsonObject{ { IdField, id },
+                              { SentField, monotonicMicroseconds() },
+                              { PadField, m_padding } });
+}
+
+void ClusterBench::publish(int key, const QJsonObject &data)
+{
+    QtNotif::Client *publisher = m_publishers[m_nextPublisher++ % m_publishers.size()].get();
+    QtNotif::CallReply *reply = publisher->call(
+            u"publish"_s, QJsonObject{ { u"key"_s, m_keyNames.at(key) }, { u"data"_s, data } });
+    connect(reply, &QtNotif::CallReply::finished, this, [this, reply] {
+        if (reply->isError()) {
+            ++m_callErrors;
+            m_lastCallError = reply->errorCode() + u": "_s + reply->errorMessage();
+        }
+    });
+}
+
+void ClusterBench::topUpWindow()
+{
+    const auto window = qint64(std::llround(double(m_options.window) * m_fanout));
+    while (m_expectedSent - m_received < window)
+        publishNext();
+}
+
+void ClusterBench::onRateTick()
+{
+    const qint64 now = monotonicMicroseconds();
+    // Notification i is due at origin + i / rate: the first one at once.
+    const auto due = qint64(double(now - m_rateOrigin) * m_notifyRate / 1e6) + 1;
+    for (int sent = 0; m_rateSent < due && sent < MaxSendsPerTick; ++sent) {
+        if (m_phase == Phase::Measuring) {
+            const auto scheduled = m_rateOrigin + qint64(double(m_rateSent) * 1e6 / m_notifyRate);
+            m_sendLags.push_back(qint32(now - scheduled));
+        }
+        publishNext();
+        ++m_rateSent;
+    }
+}
+
+void ClusterBench::takeSnapshot(Snapshot &snapshot, std::function<void()> done)
+{
+    snapshot.time = monotonicMicroseconds();
+    snapshot.driverCpu = QtNotifBench::processCpuMicroseconds();
+    snapshot.machineCpu = machineCpuMicroseconds();
+    for (const auto &[name, pid] : std::as_const(m_options.cpuPids))
+        snapshot.pidCpu.append(processCpuMicroseconds(pid));
+    QtNotif::Client *const askers[2] = { m_subscribers.front().get(), m_publishers.front().get() };
+    for (int node = 0; node < 2; ++node) {
+        askers[node]->call(u"stats"_s, QJsonValue(), this,
+                           [&snapshot, node, done](const QtNotif::CallReply &reply) {
+                               snapshot.nodeStats[node] = reply.result().toObject();
+                               if (++snapshot.nodeAnswers == 2)
+                                   done();
+                           });
+    }
+}
+
+QJsonObject ClusterBench::result() const
+{
+    const qint64 elapsed = m_after.time - m_before.time;
+    const double seconds = double(elapsed) / 1e6;
+    qint64 lost = 0;
+    qint64 duplicated = 0;
+    for (qint64 id = m_firstMeasured; id < m_endMeasured; ++id) {
+        const int expected = m_keyListeners[std::size_t(id % m_options.keys)];
+        const int got = m_deliveries[std::size_t(id)];
+        lost += std::max(0, expected - got);
+        duplicated += std::max(0, got - expected);
+    }
+
+    // CPU over the measured interval, in % of one core: each process's own clock and counters.
+    // "other" is the rest of the machine: another program busy meanwhile skews the run.
+    QJsonObject cpu{ { u"driver"_s, percentOf(m_after.driverCpu - m_before.driverCpu, elapsed) } };
+    double ours = double(m_after.driverCpu - m_before.driverCpu) / double(elapsed);
+    for (qsizetype i = 0; i < m_options.cpuPids.size(); ++i) {
+        const qint64 before = m_before.pidCpu.value(i, -1);
+        const qint64 after = m_after.pidCpu.value(i, -1);
+        if (before >= 0 && after >= 0) {
+            cpu.insert(m_options.cpuPids.at(i).first, percentOf(after - before, elapsed));
+            ours += double(after - before) / double(elapsed);
+        }
+    }
+    QJsonObject nodes;
+    const QString roles[2] = { u"subscribe_node"_s, u"publish_node"_s };
+    const bool sameNode
+            = m_before.nodeStats[0].value(u"node"_s) == m_before.nodeStats[1].value(u"node"_s);
+    for (int node = 0; node < (sameNode ? 1 : 2); ++node) {
+        const QJsonObject before = m_before.nodeStats[node];
+        const QJsonObject after = m_after.nodeStats[node];
+        const QJsonObject planeBefore = before.value(u"backplane"_s).toObject();
+        const QJsonObject planeAfter = after.value(u"backplane"_s).toObject();
+        const auto delta = [&planeBefore, &planeAfter](const QString &name) {
+            return planeAfter.value(name).toInteger() - planeBefore.value(name).toInteger();
+        };
+        const qint64 nodeElapsed
+                = after.value(u"time"_s).toInteger() - before.value(u"time"_s).toInteger();
+        const qint64 nodeCpu
+                = after.value(u"cpu"_s).toInteger() - before.value(u"cpu"_s).toInteger();
+        cpu.insert(roles[node], percentOf(nodeCpu, nodeElapsed));
+        if (nodeElapsed > 0)
+            ours += double(nodeCpu) / double(nodeElapsed);
+        nodes.insert(roles[node],
+                     QJsonObject{ { u"node"_s, after.value(u"node"_s) },
+                                  { u"backplane"_s, planeAfter.value(u"url"_s) },
+                                  { u"status"_s, planeAfter.value(u"status"_s) },
+                                  { u"published"_s, delta(u"published"_s) },
+                                  { u"dropped"_s, delta(u"dropped"_s) },
+                                  { u"received"_s, delta(u"received"_s) },
+                                  { u"channels"_s, planeAfter.value(u"channels"_s) } });
+    }
+
+    if (m_before.machineCpu >= 0 && m_after.machineCpu >= 0) {
+        const double machine = double(m_after.machineCpu - m_before.machineCpu) / double(elapsed);
+        cpu.insert(u"machine"_s, std::round(machine * 1000) / 10);
+        cpu.insert(u"other"_s, std::round(std::max(0.0, machine - ours) * 1000) / 10);
+    }
+
+    std::vector<qint32> latencies = m_latencies;
+    std::vector<qint32> notifyLatencies = m_notifyLatencies;
+    std::vector<qint32> sendLags = m_sendLags;
+    const qint64 sent = m_endMeasured - m_firstMeasured;
+    QJsonObject result{
+        { u"bench"_s, u"cluster"_s },
+        { u"label"_s, m_options.label },
+        { u"same_node"_s, sameNode },
+        { u"mode"_s, m_options.mode == Mode::Window ? u"window"_s : u"rate"_s },
+        { u"subscribers"_s, m_options.subscribers },
+        { u"keys"_s, m_options.keys },
+        { u"fanout"_s, m_fanout },
+        { u"publishers"_s, m_options.publishers },
+        { u"payload_bytes"_s, m_options.payloadBytes },
+        { u"seconds"_s, std::round(seconds * 1000) / 1000 },
+        { u"notifications"_s, sent },
+        { u"notify_rate"_s, std::round(double(sent) / seconds) },
+        { u"delivered"_s, m_receivedWhileMeasuring },
+        { u"delivery_rate"_s, std::round(double(m_receivedWhileMeasuring) / seconds) },
+        { u"expected"_s, m_expectedMeasured },
+        { u"received"_s, m_receivedMeasured },
+        { u"lost"_s, lost },
+        { u"duplicated"_s, duplicated },
+        { u"unknown"_s, m_unknown },
+        { u"call_errors"_s, m_callErrors },
+        { u"disconnects"_s, m_disconnects },
+        { u"latency_us"_s, distribution(latencies) },
+        { u"notify_latency_us"_s, distribution(notifyLatencies) },
+        { u"cpu_percent"_s, cpu },
+        { u"nodes"_s, nodes },
+        { u"clock"_s, u"CLOCK_MONOTONIC"_s },
+    };
+    if (m_options.mode == Mode::Window) {
+        result.insert(u"window"_s, m_options.window);
+    } else {
+        result.insert(u"target_rate"_s, m_options.rate);
+        result.insert(u"send_lag_us"_s, distribution(sendLags));
+    }
+    if (!m_lastCallError.isEmpty())
+        result.insert(u"last_call_error"_s, m_lastCallError);
+    return result;
+}
+
+} // namespace QtNotifBench
