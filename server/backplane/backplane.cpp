@@ -102,7 +102,9 @@ void Backplane::runWaiting(const QByteArray &channel)
 
 void Backplane::publish(const QByteArray &channel, const QByteArray &message, Sent sent)
 {
-    if (m_status == Status::Online && doPublish(channel, message, sent)) {
+    // Not only when Online: a transport may publish with part of its link down (Redis: the
+    // publisher connection up while the subscriber reconnects). doPublish() refuses otherwise.
+    if (m_status != Status::Offline && doPublish(channel, message, sent)) {
         ++m_stats.published;
         return;
     }

@@ -35,7 +35,7 @@ class QTNOTIF_SERVER_EXPORT Backplane : public QObject
 public:
     enum class Status {
         Offline,    // not started, or given up (see the log)
-        Connecting, // (re)connecting; messages published meanwhile are dropped
+        Connecting, // (re)connecting; messages that cannot travel meanwhile are dropped
         Online,     // messages travel; every subscription is in place
     };
     Q_ENUM(Status)

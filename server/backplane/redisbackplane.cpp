@@ -10,6 +10,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <QtCore/QCoreApplication>
 #include <QtCore/QRandomGenerator>
 
 #include <algorithm>
@@ -56,6 +57,8 @@ struct RedisBackplane::Link
     redisAsyncContext *context = nullptr; // null while down
     bool ready = false;                   // connected, authenticated, answered PING
     QTimer connectTimer;
+    QTimer retry;    // the next attempt after a failure
+    int attempt = 0; // failed attempts since it was last ready: the backoff's exponent
     // The adapter is made once and pointed at each new context. It keeps the last context's
     // address after hiredis frees it, and its destructor writes through it: before deleting
     // the adapter it is pointed at this zeroed context, which outlives it.
@@ -103,11 +106,12 @@ RedisBackplane::RedisBackplane(const QUrl &url, const Settings &settings)
         link->connectTimer.setInterval(ConnectTimeout);
         QObject::connect(&link->connectTimer, &QTimer::timeout, this,
                          [this, link] { linkLost(*link, "no answer within the connect timeout"); });
+        link->retry.setSingleShot(true);
+        QObject::connect(&link->retry, &QTimer::timeout, this,
+                         [this, link] { connectLink(*link); });
     }
     m_publisher->name = "publisher";
     m_subscriber->name = "subscriber";
-    m_retry.setSingleShot(true);
-    connect(&m_retry, &QTimer::timeout, this, &RedisBackplane::connectLinks);
 }
 
 RedisBackplane::~RedisBackplane()
@@ -124,16 +128,16 @@ void RedisBackplane::doStart()
         return;
     m_started = true;
     qCInfo(lcBackplane).noquote() << "connecting to" << url().toString();
-    connectLinks();
+    setStatus(Status::Connecting);
+    connectLink(*m_publisher);
+    connectLink(*m_subscriber);
 }
 
-void RedisBackplane::connectLinks()
+void RedisBackplane::connectLink(Link &link)
 {
-    setStatus(Status::Connecting);
-    if (!openLink(*m_publisher) || !openLink(*m_subscriber)) {
-        closeLink(*m_publisher);
-        closeLink(*m_subscriber);
-        scheduleReconnect();
+    if (!openLink(link)) {
+        closeLink(link);
+        scheduleReconnect(link);
     }
 }
 
@@ -166,6 +170,11 @@ bool RedisBackplane::openLink(Link &link)
                               m_settings.password.constData(), size_t(m_settings.password.size()));
         }
     }
+    // A name that CLIENT LIST shows: which process and which of its two connections.
+    const QByteArray name = "qtnotif:" + QByteArray::number(QCoreApplication::applicationPid())
+            + ':' + link.name;
+    redisAsyncCommand(context, &RedisBackplane::onHandshake, nullptr, "CLIENT SETNAME %b",
+                      name.constData(), size_t(name.size()));
     redisAsyncCommand(context, &RedisBackplane::onHandshake, &link, "PING");
     link.connectTimer.start();
     return true;
@@ -224,6 +233,7 @@ void RedisBackplane::linkReady(Link &link)
 {
     link.connectTimer.stop();
     link.ready = true;
+    link.attempt = 0;
     if (&link == m_subscriber.get()) {
         m_remote.clear();
         m_resubscribing = channels();
@@ -236,34 +246,42 @@ void RedisBackplane::linkReady(Link &link)
 
 void RedisBackplane::linkLost(Link &link, const QByteArray &why)
 {
-    if (status() == Status::Online)
+    // The two connections come back on their own: a node whose subscriber connection dropped
+    // still publishes, and one whose publisher dropped still receives.
+    const bool subscriber = &link == m_subscriber.get();
+    if (link.ready && status() == Status::Online)
         qCWarning(lcBackplane).noquote().nospace()
                 << "lost the " << link.name << " connection to " << url().toString() << " (" << why
-                << "): notifications from other nodes stop until it is back; local "
-                << "ones go on";
-    else if (m_attempt == 0)
-        qCWarning(lcBackplane).noquote().nospace() << "cannot reach " << url().toString() << " ("
-                                                   << why << "); trying again with backoff";
+                << "): "
+                << (subscriber ? "notifications from other nodes stop"
+                               : "this node's notifications stop reaching the others")
+                << " until it is back; local ones go on";
+    else if (link.attempt == 0)
+        qCWarning(lcBackplane).noquote().nospace()
+                << "cannot reach " << url().toString() << " with the " << link.name << " (" << why
+                << "); trying again with backoff";
     else
         qCDebug(lcBackplane) << "the" << link.name << "connection failed:" << why;
-    closeLink(*m_publisher);
-    closeLink(*m_subscriber);
-    m_remote.clear();
-    m_resubscribing.clear();
-    m_pendingBytes = 0;
+    closeLink(link);
+    if (subscriber) {
+        m_remote.clear();
+        m_resubscribing.clear();
+    } else {
+        m_pendingBytes = 0; // the pending publishes went with the connection
+    }
     setStatus(Status::Connecting);
-    scheduleReconnect();
+    scheduleReconnect(link);
 }
 
-void RedisBackplane::scheduleReconnect()
+void RedisBackplane::scheduleReconnect(Link &link)
 {
-    if (m_retry.isActive())
+    if (link.retry.isActive())
         return;
     const qint64 base
-            = std::min<qint64>(LastRetry.count(), FirstRetry.count() << std::min(m_attempt, 16));
+            = std::min<qint64>(LastRetry.count(), FirstRetry.count() << std::min(link.attempt, 16));
     const double jitter = 0.8 + 0.4 * QRandomGenerator::global()->generateDouble();
-    ++m_attempt;
-    m_retry.start(int(double(base) * jitter));
+    ++link.attempt;
+    link.retry.start(int(double(base) * jitter));
 }
 
 void RedisBackplane::updateStatus()
@@ -272,7 +290,6 @@ void RedisBackplane::updateStatus()
         if (status() != Status::Online)
             qCInfo(lcBackplane).noquote() << "online:" << url().toString() << ","
                                           << channels().size() << "channels subscribed";
-        m_attempt = 0;
         setStatus(Status::Online);
     }
 }

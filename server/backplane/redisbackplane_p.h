@@ -17,8 +17,9 @@ namespace QtNotif {
 // Two connections: one subscribed to this node's channels, one for PUBLISH (a subscribed
 // connection can do nothing else). Channels are prefixed with "qtnotif:<db>:": Redis
 // publish/subscribe ignores databases, so the number keeps clusters on different databases
-// of one Redis apart. When either connection drops, both are made again with exponential
-// backoff and every channel is subscribed again; the status says Online once it has been.
+// of one Redis apart. A connection that drops is made again with exponential backoff, on its
+// own (the other goes on working), and the subscriber subscribes again to every channel; the
+// status says Online once both are up and every channel is subscribed.
 class RedisBackplane : public Backplane
 {
     Q_OBJECT
@@ -49,13 +50,13 @@ private:
 
     RedisBackplane(const QUrl &url, const Settings &settings);
 
-    void connectLinks();
+    void connectLink(Link &link);
     bool openLink(Link &link);
     void closeLink(Link &link);
     void linkReady(Link &link);
-    // A connection failed or dropped: closes both and tries again after a backoff.
+    // A connection failed or dropped: closes it and tries again after a backoff.
     void linkLost(Link &link, const QByteArray &why);
-    void scheduleReconnect();
+    void scheduleReconnect(Link &link);
     void updateStatus();
 
     void sendSubscribe(const QList<QByteArray> &channels);
@@ -79,8 +80,6 @@ private:
     bool m_started = false;
     bool m_destroying = false;
 
-    QTimer m_retry;
-    int m_attempt = 0;
     qint64 m_pendingBytes = 0; // published bytes Redis has not answered yet
     bool m_overloaded = false; // dropping messages since the last warning
 };

@@ -172,6 +172,7 @@ private Q_SLOTS:
     void nodeReceivesNothingForKeysNobodyThereListensTo();
     void deliveryResumesAfterRedisRestart();
     void stalledRedisBoundsWhatWaitsForIt();
+    void oneConnectionDroppingLeavesTheOtherWorking();
 
 private:
     // A client of the node, connected; nullptr when it could not connect. The test owns it.
@@ -736,6 +737,41 @@ void tst_RedisCluster::stalledRedisBoundsWhatWaitsForIt()
     QVERIFY(notify(*alice, "chat", "room1", { { "text", "after" } }));
     QTRY_COMPARE(bob->texts("chat").value(int(700 - dropped)), QString("after"));
     QCOMPARE(counter(*alice, "dropped"), dropped + 1);
+}
+
+void tst_RedisCluster::oneConnectionDroppingLeavesTheOtherWorking()
+{
+    Peer *alice = connectPeer(*a, "alice");
+    Peer *bob = connectPeer(*b, "bob");
+    QVERIFY(alice && bob);
+    QVERIFY(listen(*alice, "chat", "room1"));
+    QVERIFY(listen(*bob, "chat", "room1"));
+    QTRY_COMPARE(nodesListening("chat", "room1"), 2);
+
+    // Each connection names itself (CLIENT SETNAME): qtnotif:<pid>:publisher|subscriber.
+    const QByteArray name = "qtnotif:" + QByteArray::number(b->process.processId()) + ":subscriber";
+    QByteArray id;
+    const QList<QByteArray> clients = redis.command({ "CLIENT", "LIST" }).toByteArray().split('\n');
+    for (const QByteArray &client : clients) {
+        if (client.contains(QByteArray(" name=" + name + ' ')))
+            id = client.mid(3, client.indexOf(' ') - 3); // "id=<n> addr=..."
+    }
+    QVERIFY2(!id.isEmpty(), QByteArray("no client named " + name).constData());
+    const qint64 droppedOnB = counter(*bob, "dropped");
+    QCOMPARE(redis.command({ "CLIENT", "KILL", "ID", id }).toLongLong(), 1);
+
+    // B's publisher is untouched: B's notifications still reach A while its subscriber is away.
+    QVERIFY(notify(*bob, "chat", "room1", { { "text", "from B, subscriber down" } }));
+    QTRY_COMPARE(alice->texts("chat"), QStringList{ "from B, subscriber down" });
+    QCOMPARE(counter(*bob, "dropped"), droppedOnB);
+
+    // B's subscriber comes back by itself and subscribes again: A reaches bob.
+    QTRY_VERIFY_WITH_TIMEOUT(b->statuses.contains("Connecting"), BackplaneTimeout);
+    QTRY_COMPARE_WITH_TIMEOUT(b->status(), QString("Online"), BackplaneTimeout);
+    QCOMPARE(nodesListening("chat", "room1"), 2);
+    QVERIFY(notify(*alice, "chat", "room1", { { "text", "from A, all back" } }));
+    QTRY_COMPARE(bob->texts("chat"),
+                 QStringList({ "from B, subscriber down", "from A, all back" }));
 }
 
 QTEST_GUILESS_MAIN(tst_RedisCluster)
