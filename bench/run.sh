@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs qtnotif's benchmarks on this machine: one JSON line per run on stdout, a line for people
-# per run and a summary table at the end on stderr. docs/performance.md explains the method and
+# per run and summary tables at the end on stderr. docs/performance.md explains the method and
 # holds the results.
 #
-#   bench/run.sh cluster [--short] [--runs N] [--duration S] [--nodelay] [--no-pin] [--perf]
-#                        [--out DIR] [--no-build]
+#   bench/run.sh cluster [--short] [--runs N] [--duration S] [--no-pin] [--perf] [--out DIR]
+#                        [--no-build]
 #
 # cluster: cross-node delivery through a Redis backplane. Starts a redis-server on a free
 # loopback port, node A and node B (qtnotif-bench-server --redis) and a node alone (no
@@ -17,12 +17,13 @@
 #   window 100      as fast as 100 notifications in flight allow; 10 keys (fan-out 10)
 #   window 100 f1   the same over 100 keys (fan-out 1): the per-notification costs show
 #   rate 1k/10k/50k fixed rates of deliveries per second, fan-out 10
+# and the round trip of a cluster-wide request, listenerCount() through an upstream call
+# "count": 2 000 calls one after the other from a client on node A (cross), and on the node
+# alone (single), where the answer is ready at once.
 #
-#   --short      one run of each, 1 s measured (about 40 s in all); by default 3 runs of 4 s
-#                (about 4½ minutes on a quiet machine)
-#   --runs N, --duration S   override either
-#   --nodelay    start the nodes with --tcp-nodelay, to measure what setting TCP_NODELAY on
-#                the server's client sockets changes; labels get "+nodelay"
+#   --short      one run of each, 1 s measured (about 35 s in all); by default 3 runs of 4 s
+#                (about 5 minutes on a quiet machine)
+#   --runs N, --duration S   override either (--duration: the delivery scenarios)
 #   --no-pin     let the scheduler place the processes (see "Pinning" below)
 #   --perf       then profile the nodes, Redis and the driver during one more cross-node window
 #                run, kept out of the results (perf record --call-graph dwarf; perf.data)
@@ -59,15 +60,12 @@ WARMUP=1
 PIN=1
 PERF=0
 BUILD=1
-NODELAY=()
-SUFFIX=
 OUT=
 while [ $# -gt 0 ]; do
     case $1 in
         --short) RUNS=1; DURATION=1; WARMUP=0.5 ;;
         --runs) RUNS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
-        --nodelay) NODELAY=(--tcp-nodelay); SUFFIX=+nodelay ;;
         --no-pin) PIN=0 ;;
         --perf) PERF=1 ;;
         --out) OUT=$2; shift ;;
@@ -185,11 +183,11 @@ done
 [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] || die "redis-server did not start"
 
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
-start_node nodeA "$PIN_A" --redis "$REDIS_URL" "${NODELAY[@]}"
+start_node nodeA "$PIN_A" --redis "$REDIS_URL"
 A_URL=$NODE_URL A_PID=$NODE_PID
-start_node nodeB "$PIN_B" --redis "$REDIS_URL" "${NODELAY[@]}"
+start_node nodeB "$PIN_B" --redis "$REDIS_URL"
 B_URL=$NODE_URL B_PID=$NODE_PID
-start_node single "$PIN_A" "${NODELAY[@]}"
+start_node single "$PIN_A"
 SINGLE_URL=$NODE_URL
 log "Node A $A_URL, node B $B_URL, single $SINGLE_URL; results in $OUT"
 
@@ -200,10 +198,9 @@ redis_version=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
 commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 pinning='"none"'
 [ $PIN = 0 ] || pinning="{\"nodeA\":\"$PIN_A\",\"nodeB\":\"$PIN_B\",\"redis\":\"$PIN_REDIS\",\"driver\":\"$PIN_DRIVER\"}"
-printf '{"bench":"environment","date":"%s","commit":"%s","nproc":%s,"cpu":"%s","kernel":"%s","qt":"%s","redis":"%s","pinning":%s,"tcp_nodelay":%s,"runs":%s,"duration_s":%s}\n' \
+printf '{"bench":"environment","date":"%s","commit":"%s","nproc":%s,"cpu":"%s","kernel":"%s","qt":"%s","redis":"%s","pinning":%s,"runs":%s,"duration_s":%s}\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit" "$CPUS" "$cpu_model" "$(uname -r)" "$qt_version" \
-    "$redis_version" "$pinning" "$([ -n "$SUFFIX" ] && echo true || echo false)" "$RUNS" \
-    "$DURATION" | tee -a "$RESULTS"
+    "$redis_version" "$pinning" "$RUNS" "$DURATION" | tee -a "$RESULTS"
 
 # driver_args <path> <driver options...>: sets ARGS, the driver's command line for that path.
 driver_args() {
@@ -214,7 +211,7 @@ driver_args() {
         same) subscribe=$A_URL publish=$A_URL ;;
         cross) subscribe=$A_URL publish=$B_URL ;;
     esac
-    ARGS=(--subscribe "$subscribe" --publish "$publish" --label "$path$SUFFIX"
+    ARGS=(--subscribe "$subscribe" --publish "$publish" --label "$path"
           --warmup "$WARMUP" --duration "$DURATION" --cpu "redis=$REDIS_PID" "$@")
 }
 
@@ -318,6 +315,9 @@ for round in $(seq "$RUNS"); do
         for rate in 1000 10000 50000; do
             run $path --mode rate --rate $rate --keys 10
         done
+    done
+    for path in single cross; do
+        run $path --mode requests --requests 2000
     done
 done
 

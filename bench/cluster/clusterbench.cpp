@@ -1,18 +1,17 @@
 #include "clusterbench.h"
 
 #include "benchclock.h"
+#include "measure.h"
 
 #include <QtNotif/client.h>
 #include <QtNotif/clientnotifier.h>
 
-#include <QtCore/QFile>
 #include <QtCore/QJsonArray>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
-#include <unistd.h>
 
 using namespace Qt::StringLiterals;
 using namespace std::chrono_literals;
@@ -45,70 +44,6 @@ constexpr qint64 DrainIdleUs = 2'000'000;
 constexpr qint64 DrainLimitUs = 10'000'000;
 // The nodes answer "stats" in milliseconds even under load.
 constexpr auto StatsTimeout = 5s;
-
-// CPU time (user and system) of another process, in µs, from /proc/<pid>/stat; -1 when it
-// cannot be read.
-qint64 processCpuMicroseconds(qint64 pid)
-{
-    QFile file(u"/proc/%1/stat"_s.arg(pid));
-    if (!file.open(QIODevice::ReadOnly))
-        return -1;
-    const QByteArray stat = file.readAll();
-    // The command name, in parentheses, may contain spaces: fields are counted after it.
-    const qsizetype end = stat.lastIndexOf(')');
-    if (end < 0)
-        return -1;
-    const QList<QByteArray> fields = stat.mid(end + 2).split(' ');
-    // Fields 14 and 15 of proc(5), utime and stime, are the 12th and 13th after the name.
-    if (fields.size() < 13)
-        return -1;
-    const qint64 ticks = fields.at(11).toLongLong() + fields.at(12).toLongLong();
-    return ticks * 1000000 / sysconf(_SC_CLK_TCK);
-}
-
-// CPU time (user, system, interrupts, steal) of the whole machine, all cores, in µs, from
-// /proc/stat; -1 when it cannot be read.
-qint64 machineCpuMicroseconds()
-{
-    QFile file(u"/proc/stat"_s);
-    if (!file.open(QIODevice::ReadOnly))
-        return -1;
-    const QList<QByteArray> fields = file.readLine().simplified().split(' ');
-    // "cpu user nice system idle iowait irq softirq steal ...": all but idle and iowait.
-    if (fields.size() < 9 || fields.at(0) != "cpu")
-        return -1;
-    qint64 ticks = 0;
-    for (int i : { 1, 2, 3, 6, 7, 8 })
-        ticks += fields.at(i).toLongLong();
-    return ticks * 1000000 / sysconf(_SC_CLK_TCK);
-}
-
-// Percentiles of a sample, in its unit; sorts it.
-QJsonObject distribution(std::vector<qint32> &sample)
-{
-    if (sample.empty())
-        return QJsonObject();
-    std::sort(sample.begin(), sample.end());
-    const auto at = [&sample](double quantile) {
-        const auto index = std::size_t(quantile * double(sample.size()));
-        return sample[std::min(index, sample.size() - 1)];
-    };
-    double sum = 0;
-    for (qint32 value : sample)
-        sum += value;
-    return QJsonObject{ { u"count"_s, qint64(sample.size()) },
-                        { u"mean"_s, std::round(sum / double(sample.size())) },
-                        { u"p50"_s, at(0.50) },
-                        { u"p90"_s, at(0.90) },
-                        { u"p99"_s, at(0.99) },
-                        { u"p999"_s, at(0.999) },
-                        { u"max"_s, sample.back() } };
-}
-
-double percentOf(qint64 part, qint64 whole)
-{
-    return whole > 0 ? std::round(1000.0 * double(part) / double(whole)) / 10.0 : 0.0;
-}
 
 } // namespace
 
@@ -270,7 +205,8 @@ void ClusterBench::startMeasuring()
                             * double(m_options.duration.count()) / 1000.0;
     m_latencies.reserve(std::size_t(expected * 1.2));
     m_notifyLatencies.reserve(std::size_t(expected * 1.2));
-    takeSnapshot(m_before, [] {});
+    takeSnapshot(m_before, m_options.cpuPids, m_subscribers.front().get(),
+                 m_publishers.front().get(), this, [] {});
     connect(&m_phaseTimer, &QTimer::timeout, this, &ClusterBench::stopMeasuring);
     m_phaseTimer.start(m_options.duration);
 }
@@ -284,10 +220,11 @@ void ClusterBench::stopMeasuring()
     m_expectedMeasured = 0;
     for (qint64 id = m_firstMeasured; id < m_endMeasured; ++id)
         m_expectedMeasured += m_keyListeners[std::size_t(id % m_options.keys)];
-    takeSnapshot(m_after, [this] {
-        if (m_phase == Phase::Done)
-            report();
-    });
+    takeSnapshot(m_after, m_options.cpuPids, m_subscribers.front().get(),
+                 m_publishers.front().get(), this, [this] {
+                     if (m_phase == Phase::Done)
+                         report();
+                 });
     m_drainStart = m_drainProgressAt = m_after.time;
     m_drainReceived = m_receivedMeasured;
     m_drainTimer.start();
@@ -386,24 +323,6 @@ void ClusterBench::onRateTick()
     }
 }
 
-void ClusterBench::takeSnapshot(Snapshot &snapshot, std::function<void()> done)
-{
-    snapshot.time = monotonicMicroseconds();
-    snapshot.driverCpu = QtNotifBench::processCpuMicroseconds();
-    snapshot.machineCpu = machineCpuMicroseconds();
-    for (const auto &[name, pid] : std::as_const(m_options.cpuPids))
-        snapshot.pidCpu.append(processCpuMicroseconds(pid));
-    QtNotif::Client *const askers[2] = { m_subscribers.front().get(), m_publishers.front().get() };
-    for (int node = 0; node < 2; ++node) {
-        askers[node]->call(u"stats"_s, QJsonValue(), this,
-                           [&snapshot, node, done](const QtNotif::CallReply &reply) {
-                               snapshot.nodeStats[node] = reply.result().toObject();
-                               if (++snapshot.nodeAnswers == 2)
-                                   done();
-                           });
-    }
-}
-
 QJsonObject ClusterBench::result() const
 {
     const qint64 elapsed = m_after.time - m_before.time;
@@ -417,52 +336,7 @@ QJsonObject ClusterBench::result() const
         duplicated += std::max(0, got - expected);
     }
 
-    // CPU over the measured interval, in % of one core: each process's own clock and counters.
-    // "other" is the rest of the machine: another program busy meanwhile skews the run.
-    QJsonObject cpu{ { u"driver"_s, percentOf(m_after.driverCpu - m_before.driverCpu, elapsed) } };
-    double ours = double(m_after.driverCpu - m_before.driverCpu) / double(elapsed);
-    for (qsizetype i = 0; i < m_options.cpuPids.size(); ++i) {
-        const qint64 before = m_before.pidCpu.value(i, -1);
-        const qint64 after = m_after.pidCpu.value(i, -1);
-        if (before >= 0 && after >= 0) {
-            cpu.insert(m_options.cpuPids.at(i).first, percentOf(after - before, elapsed));
-            ours += double(after - before) / double(elapsed);
-        }
-    }
-    QJsonObject nodes;
-    const QString roles[2] = { u"subscribe_node"_s, u"publish_node"_s };
-    const bool sameNode
-            = m_before.nodeStats[0].value(u"node"_s) == m_before.nodeStats[1].value(u"node"_s);
-    for (int node = 0; node < (sameNode ? 1 : 2); ++node) {
-        const QJsonObject before = m_before.nodeStats[node];
-        const QJsonObject after = m_after.nodeStats[node];
-        const QJsonObject planeBefore = before.value(u"backplane"_s).toObject();
-        const QJsonObject planeAfter = after.value(u"backplane"_s).toObject();
-        const auto delta = [&planeBefore, &planeAfter](const QString &name) {
-            return planeAfter.value(name).toInteger() - planeBefore.value(name).toInteger();
-        };
-        const qint64 nodeElapsed
-                = after.value(u"time"_s).toInteger() - before.value(u"time"_s).toInteger();
-        const qint64 nodeCpu
-                = after.value(u"cpu"_s).toInteger() - before.value(u"cpu"_s).toInteger();
-        cpu.insert(roles[node], percentOf(nodeCpu, nodeElapsed));
-        if (nodeElapsed > 0)
-            ours += double(nodeCpu) / double(nodeElapsed);
-        nodes.insert(roles[node],
-                     QJsonObject{ { u"node"_s, after.value(u"node"_s) },
-                                  { u"backplane"_s, planeAfter.value(u"url"_s) },
-                                  { u"status"_s, planeAfter.value(u"status"_s) },
-                                  { u"published"_s, delta(u"published"_s) },
-                                  { u"dropped"_s, delta(u"dropped"_s) },
-                                  { u"received"_s, delta(u"received"_s) },
-                                  { u"channels"_s, planeAfter.value(u"channels"_s) } });
-    }
-
-    if (m_before.machineCpu >= 0 && m_after.machineCpu >= 0) {
-        const double machine = double(m_after.machineCpu - m_before.machineCpu) / double(elapsed);
-        cpu.insert(u"machine"_s, std::round(machine * 1000) / 10);
-        cpu.insert(u"other"_s, std::round(std::max(0.0, machine - ours) * 1000) / 10);
-    }
+    const Usage usage = usageBetween(m_before, m_after, m_options.cpuPids);
 
     std::vector<qint32> latencies = m_latencies;
     std::vector<qint32> notifyLatencies = m_notifyLatencies;
@@ -471,7 +345,7 @@ QJsonObject ClusterBench::result() const
     QJsonObject result{
         { u"bench"_s, u"cluster"_s },
         { u"label"_s, m_options.label },
-        { u"same_node"_s, sameNode },
+        { u"same_node"_s, usage.sameNode },
         { u"mode"_s, m_options.mode == Mode::Window ? u"window"_s : u"rate"_s },
         { u"subscribers"_s, m_options.subscribers },
         { u"keys"_s, m_options.keys },
@@ -492,8 +366,8 @@ QJsonObject ClusterBench::result() const
         { u"disconnects"_s, m_disconnects },
         { u"latency_us"_s, distribution(latencies) },
         { u"notify_latency_us"_s, distribution(notifyLatencies) },
-        { u"cpu_percent"_s, cpu },
-        { u"nodes"_s, nodes },
+        { u"cpu_percent"_s, usage.cpu },
+        { u"nodes"_s, usage.nodes },
         { u"clock"_s, u"CLOCK_MONOTONIC"_s },
     };
     if (m_options.mode == Mode::Window) {

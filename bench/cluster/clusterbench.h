@@ -1,5 +1,7 @@
 #pragma once
 
+#include "measure.h"
+
 #include <QtCore/QJsonObject>
 #include <QtCore/QList>
 #include <QtCore/QObject>
@@ -76,17 +78,6 @@ Q_SIGNALS:
 private:
     enum class Phase { Idle, Connecting, Probing, Warmup, Measuring, Draining, Done };
 
-    // A point in time as each measured process sees it.
-    struct Snapshot
-    {
-        qint64 time = 0;          // µs, CLOCK_MONOTONIC
-        qint64 driverCpu = 0;     // µs of this process
-        qint64 machineCpu = 0;    // µs of every process, all cores (-1 when unknown)
-        QList<qint64> pidCpu;     // µs of each of options.cpuPids, -1 when unreadable
-        QJsonObject nodeStats[2]; // "stats" of node A and node B, when they answered
-        int nodeAnswers = 0;
-    };
-
     void onClientConnected();
     void onEvent(int subscriber, const QJsonValue &data);
     void probe();
@@ -103,8 +94,6 @@ private:
     void publish(int key, const QJsonObject &data);
     void topUpWindow();
     void onRateTick();
-    // Asks both nodes for their stats into snapshot, then calls done.
-    void takeSnapshot(Snapshot &snapshot, std::function<void()> done);
     QJsonObject result() const;
 
     Options m_options;

@@ -1,10 +1,13 @@
-// qtnotif-bench-cluster: one run of the cross-node delivery benchmark (see ClusterBench), or
-// a summary of earlier runs.
+// qtnotif-bench-cluster: one run of the cross-node delivery benchmark (see ClusterBench) or of
+// the cluster request benchmark (--mode requests, see RequestBench), or a summary of earlier
+// runs.
 //   qtnotif-bench-cluster --subscribe ws://A --publish ws://B [--mode window|rate] ...
+//   qtnotif-bench-cluster --subscribe ws://A --publish ws://B --mode requests [--requests N]
 //   qtnotif-bench-cluster --summarize runs.jsonl
 // A run prints its result as one JSON line on stdout and one line for people on stderr.
 // bench/run.sh cluster starts Redis and the nodes and runs every scenario.
 #include "clusterbench.h"
+#include "requestbench.h"
 #include "summary.h"
 
 #include <QtCore/QCommandLineParser>
@@ -43,9 +46,23 @@ QString describe(const QJsonObject &result)
                    .arg(cpuText);
 }
 
+QString describeRequests(const QJsonObject &result)
+{
+    const QJsonObject latency = result.value(u"latency_us"_s).toObject();
+    return u"%1 requests: %2 \"count\" calls, round trip p50 %3 p99 %4 max %5 µs, %6 wrong, "
+           "%7 errors"_s.arg(result.value(u"label"_s).toString())
+                   .arg(result.value(u"requests"_s).toInteger())
+                   .arg(latency.value(u"p50"_s).toInteger())
+                   .arg(latency.value(u"p99"_s).toInteger())
+                   .arg(latency.value(u"max"_s).toInteger())
+                   .arg(result.value(u"wrong_counts"_s).toInteger())
+                   .arg(result.value(u"call_errors"_s).toInteger());
+}
+
 int summarize(const QStringList &files)
 {
     QList<QJsonObject> runs;
+    QList<QJsonObject> requestRuns;
     for (const QString &name : files) {
         QFile file(name);
         if (!file.open(QIODevice::ReadOnly | QIODevice::Text))
@@ -54,9 +71,17 @@ int summarize(const QStringList &files)
             const QJsonObject run = QJsonDocument::fromJson(file.readLine()).object();
             if (run.value(u"bench"_s) == u"cluster"_s)
                 runs.append(run);
+            else if (run.value(u"bench"_s) == u"cluster_requests"_s)
+                requestRuns.append(run);
         }
     }
-    QTextStream(stdout) << QtNotifBench::summarizeClusterRuns(runs);
+    QTextStream out(stdout);
+    if (!runs.isEmpty())
+        out << QtNotifBench::summarizeClusterRuns(runs);
+    if (!runs.isEmpty() && !requestRuns.isEmpty())
+        out << '\n';
+    if (!requestRuns.isEmpty())
+        out << QtNotifBench::summarizeRequestRuns(requestRuns);
     return 0;
 }
 
@@ -71,12 +96,16 @@ int main(int argc, char *argv[])
     QCommandLineParser parser;
     parser.setApplicationDescription(
             u"Cross-node delivery benchmark: subscribers on node A, publishers on node B, both "
-            "qtnotif-bench-server. Prints one JSON line per run."_s);
+            "qtnotif-bench-server. With --mode requests, the round trip of cluster-wide "
+            "\"count\" calls from a client on A instead. Prints one JSON line per run."_s);
     parser.addHelpOption();
-    const QCommandLineOption subscribeOption(u"subscribe"_s,
-                                             u"Node A, where the subscribers connect."_s, u"url"_s);
+    const QCommandLineOption subscribeOption(
+            u"subscribe"_s,
+            u"Node A, where the subscribers (requests: the asking client) connect."_s, u"url"_s);
     const QCommandLineOption publishOption(
-            u"publish"_s, u"Node B, where the publishers connect (A: same-node baseline)."_s,
+            u"publish"_s,
+            u"Node B, where the publishers (requests: a second listener) connect (A: same-node "
+            "baseline)."_s,
             u"url"_s);
     const QCommandLineOption labelOption(u"label"_s, u"Names the scenario in the result."_s,
                                          u"text"_s);
@@ -90,8 +119,16 @@ int main(int argc, char *argv[])
                                               u"Publisher clients (%1)."_s.arg(defaults.publishers),
                                               u"n"_s, QString::number(defaults.publishers));
     const QCommandLineOption modeOption(
-            u"mode"_s, u"window: as fast as the window allows; rate: --rate deliveries/s."_s,
+            u"mode"_s,
+            u"window: as fast as the window allows; rate: --rate deliveries/s; requests: "
+            "--requests \"count\" calls one after the other, from a client on A."_s,
             u"mode"_s, u"window"_s);
+    const QtNotifBench::RequestBench::Options requestDefaults;
+    const QCommandLineOption requestsOption(
+            u"requests"_s,
+            u"Calls measured, requests mode (%1); after --warmup seconds of calls."_s.arg(
+                    requestDefaults.requests),
+            u"n"_s, QString::number(requestDefaults.requests));
     const QCommandLineOption windowOption(
             u"window"_s, u"Notifications in flight, window mode (%1)."_s.arg(defaults.window),
             u"n"_s, QString::number(defaults.window));
@@ -105,8 +142,9 @@ int main(int argc, char *argv[])
                                           QString::number(double(defaults.warmup.count()) / 1000));
     const QCommandLineOption durationOption(
             u"duration"_s,
-            u"Seconds measured (%1)."_s.arg(double(defaults.duration.count()) / 1000), u"s"_s,
-            QString::number(double(defaults.duration.count()) / 1000));
+            u"Seconds measured, window and rate modes (%1)."_s.arg(double(defaults.duration.count())
+                                                                   / 1000),
+            u"s"_s, QString::number(double(defaults.duration.count()) / 1000));
     const QCommandLineOption payloadOption(
             u"payload"_s,
             u"Bytes of padding in each notification (%1)."_s.arg(defaults.payloadBytes), u"bytes"_s,
@@ -116,8 +154,8 @@ int main(int argc, char *argv[])
     const QCommandLineOption summarizeOption(
             u"summarize"_s, u"Print a Markdown table of the runs in these JSON-lines files."_s);
     parser.addOptions({ subscribeOption, publishOption, labelOption, subscribersOption, keysOption,
-                        publishersOption, modeOption, windowOption, rateOption, warmupOption,
-                        durationOption, payloadOption, cpuOption, summarizeOption });
+                        publishersOption, modeOption, windowOption, rateOption, requestsOption,
+                        warmupOption, durationOption, payloadOption, cpuOption, summarizeOption });
     parser.process(app);
 
     if (parser.isSet(summarizeOption))
@@ -155,13 +193,6 @@ int main(int argc, char *argv[])
     options.payloadBytes = parser.value(payloadOption).toInt(&payloadOk);
     if (!payloadOk || options.payloadBytes < 0)
         return fail(u"--payload must be 0 or more"_s);
-    const QString mode = parser.value(modeOption);
-    if (mode == u"window")
-        options.mode = QtNotifBench::ClusterBench::Mode::Window;
-    else if (mode == u"rate")
-        options.mode = QtNotifBench::ClusterBench::Mode::Rate;
-    else
-        return fail(u"--mode: window or rate"_s);
     for (const QString &entry : parser.values(cpuOption)) {
         const qsizetype equals = entry.indexOf(u'=');
         bool ok = false;
@@ -170,6 +201,35 @@ int main(int argc, char *argv[])
             return fail(u"--cpu: name=pid, not "_s + entry);
         options.cpuPids.append({ entry.left(equals), pid });
     }
+    const QString mode = parser.value(modeOption);
+    if (mode == u"requests") {
+        QtNotifBench::RequestBench::Options requestOptions;
+        requestOptions.askUrl = options.subscribeUrl;
+        requestOptions.otherUrl = options.publishUrl;
+        requestOptions.label = options.label;
+        requestOptions.warmup = options.warmup;
+        requestOptions.cpuPids = options.cpuPids;
+        if (!positive(requestsOption, &requestOptions.requests))
+            return fail(u"--requests must be positive"_s);
+        QtNotifBench::RequestBench bench(requestOptions);
+        QObject::connect(
+                &bench, &QtNotifBench::RequestBench::finished, &app, [](const QJsonObject &result) {
+                    QTextStream(stdout)
+                            << QJsonDocument(result).toJson(QJsonDocument::Compact) << Qt::endl;
+                    QTextStream(stderr) << describeRequests(result) << Qt::endl;
+                    QCoreApplication::exit(0);
+                });
+        QObject::connect(&bench, &QtNotifBench::RequestBench::failed, &app,
+                         [](const QString &message) { QCoreApplication::exit(fail(message)); });
+        bench.start();
+        return app.exec();
+    }
+    if (mode == u"window")
+        options.mode = QtNotifBench::ClusterBench::Mode::Window;
+    else if (mode == u"rate")
+        options.mode = QtNotifBench::ClusterBench::Mode::Rate;
+    else
+        return fail(u"--mode: window, rate or requests"_s);
 
     QtNotifBench::ClusterBench bench(options);
     QObject::connect(&bench, &QtNotifBench::ClusterBench::finished, &app,

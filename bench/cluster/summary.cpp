@@ -96,4 +96,47 @@ QString summarizeClusterRuns(const QList<QJsonObject> &runs)
     return table;
 }
 
+QString summarizeRequestRuns(const QList<QJsonObject> &runs)
+{
+    QStringList order;
+    QHash<QString, QList<QJsonObject>> byLabel;
+    for (const QJsonObject &run : runs) {
+        const QString label = run.value(u"label"_s).toString();
+        if (!byLabel.contains(label))
+            order.append(label);
+        byLabel[label].append(run);
+    }
+
+    QString table = u"| requests | runs | calls | p50 µs | p90 µs | p99 µs | max µs | wrong | "
+                    "CPU % A / B / Redis / driver | other CPU % |\n"
+                    "|---|---|---|---|---|---|---|---|---|---|\n"_s;
+    for (const QString &label : std::as_const(order)) {
+        const QList<QJsonObject> &group = byLabel[label];
+        QList<double> p50, p90, p99;
+        double worst = 0;
+        qint64 calls = 0;
+        qint64 wrong = 0;
+        for (const QJsonObject &run : group) {
+            const QJsonObject latency = run.value(u"latency_us"_s).toObject();
+            p50.append(latency.value(u"p50"_s).toDouble());
+            p90.append(latency.value(u"p90"_s).toDouble());
+            p99.append(latency.value(u"p99"_s).toDouble());
+            worst = std::max(worst, latency.value(u"max"_s).toDouble());
+            calls += run.value(u"requests"_s).toInteger();
+            wrong += run.value(u"wrong_counts"_s).toInteger()
+                     + run.value(u"call_errors"_s).toInteger();
+        }
+        const bool sameNode = group.first().value(u"same_node"_s).toBool();
+        const QString cpu = cpuText(group, u"subscribe_node"_s) + u" / "_s
+                            + (sameNode ? u"(A)"_s : cpuText(group, u"publish_node"_s)) + u" / "_s
+                            + cpuText(group, u"redis"_s) + u" / "_s + cpuText(group, u"driver"_s);
+        table += u"| %1, count | %2 | %3 | %4 | %5 | %6 | %7 | %8 | %9 | %10 |\n"_s.arg(
+                label, QString::number(group.size()), QString::number(calls),
+                QString::number(median(p50), 'f', 0), QString::number(median(p90), 'f', 0),
+                QString::number(median(p99), 'f', 0), QString::number(worst, 'f', 0),
+                QString::number(wrong), cpu, cpuText(group, u"other"_s));
+    }
+    return table;
+}
+
 } // namespace QtNotifBench

@@ -1,13 +1,15 @@
 // qtnotif-bench-server: the server the benchmarks drive, until it is killed.
 //   qtnotif-bench-server [--host 127.0.0.1] [--port 0] [--redis redis://127.0.0.1:6379/0]
-//                        [--tcp-nodelay]
 //
 // It has one notifier, "bench": a SimpleNotifier with QString keys and JSON object
-// notifications, and two upstream methods, so that a load generator drives it over the wire as
-// any client would:
+// notifications, and three upstream methods, so that a load generator drives it over the wire
+// as any client would:
 //   call "publish" {"key": k, "data": {...}}  notifies key k with data plus "notified" (the
 //                                             server's CLOCK_MONOTONIC in µs at the notify),
 //                                             then replies null
+//   call "count" {"key": k}                   replies the listeners of key k in the whole
+//                                             cluster (listenerCount(): a request to every
+//                                             node through Redis; at once without a backplane)
 //   call "stats"                              replies the server's counters (see statsOf())
 // It prints "qtnotif bench server listening on ws://..." on stdout once it listens and, with
 // --redis, once the backplane is online: scripts wait for that line.
@@ -19,17 +21,13 @@
 
 #include <QtCore/QCommandLineParser>
 #include <QtCore/QCoreApplication>
-#include <QtCore/QDir>
+#include <QtCore/QFuture>
 #include <QtCore/QJsonObject>
 #include <QtCore/QMetaEnum>
 #include <QtCore/QTextStream>
 #include <QtCore/QTimer>
 
 #include <utility>
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 using namespace Qt::StringLiterals;
 using namespace std::chrono_literals;
@@ -70,37 +68,6 @@ QJsonObject statsOf(const QtNotif::Server &server)
     };
 }
 
-// Sets TCP_NODELAY on this process's socket listening on port; Linux hands the option down to
-// every socket it accepts. QtNotif::Server does not set it on its client sockets (Nagle's
-// algorithm then holds small frames back until the client's delayed ACK, up to 40 ms): this
-// measures what setting it would change. Linux only; false when no such socket is found.
-bool setNoDelayOnListener(quint16 port)
-{
-    const QStringList entries
-            = QDir(u"/proc/self/fd"_s)
-                      .entryList(QDir::NoDotAndDotDot | QDir::AllEntries | QDir::System);
-    for (const QString &entry : entries) {
-        const int fd = entry.toInt();
-        int listening = 0;
-        socklen_t size = sizeof listening;
-        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || !listening)
-            continue;
-        sockaddr_storage address{};
-        socklen_t addressSize = sizeof address;
-        if (getsockname(fd, reinterpret_cast<sockaddr *>(&address), &addressSize) != 0)
-            continue;
-        quint16 boundPort = 0;
-        if (address.ss_family == AF_INET)
-            boundPort = ntohs(reinterpret_cast<const sockaddr_in *>(&address)->sin_port);
-        else if (address.ss_family == AF_INET6)
-            boundPort = ntohs(reinterpret_cast<const sockaddr_in6 *>(&address)->sin6_port);
-        const int on = 1;
-        if (boundPort == port && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0)
-            return true;
-    }
-    return false;
-}
-
 } // namespace
 
 int main(int argc, char *argv[])
@@ -119,10 +86,7 @@ int main(int argc, char *argv[])
             QStringList{ u"redis"_s, u"backplane"_s },
             u"Join the cluster of this backplane URL (redis://host:port/db); alone without."_s,
             u"url"_s);
-    const QCommandLineOption noDelayOption(
-            u"tcp-nodelay"_s,
-            u"Set TCP_NODELAY on the client sockets (Linux), which the server does not do."_s);
-    parser.addOptions({ hostOption, portOption, redisOption, noDelayOption });
+    parser.addOptions({ hostOption, portOption, redisOption });
     parser.process(app);
 
     QHostAddress address;
@@ -145,6 +109,14 @@ int main(int argc, char *argv[])
         bench->notify(key, data);
         request.reply();
     });
+    // The answer comes from the server's event loop once every node has answered (or the
+    // cluster request timeout, 2 s, has passed): the handler must not wait for it.
+    server.setHandler(u"count"_s, [bench, &server](const QtNotif::Request &request) {
+        const QString key = request.payload().toObject().value(u"key"_s).toString();
+        if (key.isEmpty())
+            return request.fail(u"bad_count"_s, u"count {\"key\": string}"_s);
+        bench->listenerCount(key).then(&server, [request](int count) { request.reply(count); });
+    });
     server.setHandler(u"stats"_s, [&server](const QtNotif::Request &request) {
         request.reply(statsOf(server));
     });
@@ -153,9 +125,6 @@ int main(int argc, char *argv[])
         return fail(u"--redis: "_s + server.errorString());
     if (!server.listen(address, quint16(port)))
         return fail(u"cannot listen: "_s + server.errorString());
-    if (parser.isSet(noDelayOption) && !setNoDelayOnListener(server.serverPort()))
-        return fail(
-                u"--tcp-nodelay: no listening socket found on port %1"_s.arg(server.serverPort()));
 
     bool announced = false;
     const auto announce = [&server, &announced] {
