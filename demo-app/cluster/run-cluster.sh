@@ -38,11 +38,14 @@ trap cleanup EXIT
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-# A port nobody on 127.0.0.1 listens on (bash's /dev/tcp connects when someone does).
+# A port nobody on 127.0.0.1 listens on (bash's /dev/tcp connects when someone does), below
+# the kernel's range of ephemeral ports, which outgoing connections (the servers' links to
+# Redis, say) take without listening.
+ephemeral_start=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
     local candidate
     while :; do
-        candidate=$((20000 + RANDOM % 40000))
+        candidate=$((10000 + RANDOM % (ephemeral_start - 10000)))
         (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null || { echo "$candidate"; return; }
     done
 }

@@ -16,6 +16,7 @@
 #include <QtCore/QFile>
 #include <QtCore/QList>
 #include <QtCore/QProcess>
+#include <QtCore/QRandomGenerator>
 #include <QtCore/QStandardPaths>
 #include <QtCore/QString>
 #include <QtCore/QTemporaryDir>
@@ -223,14 +224,27 @@ private:
 
     bool pickFreePort()
     {
-        // Bound then released: redis-server binds it a moment later (SO_REUSEADDR).
-        QTcpServer probe;
-        if (!probe.listen(QHostAddress::LocalHost, 0)) {
-            m_error = QStringLiteral("no free loopback port: %1").arg(probe.errorString());
-            return false;
+        // Below the kernel's range of ephemeral ports: while the server is down (kill(), then
+        // start()), the nodes' reconnection attempts take ephemeral ports, and one could take
+        // this one (or connect to itself on it). Bound then released: redis-server binds it a
+        // moment later (SO_REUSEADDR).
+        int ephemeralStart = 32768;
+        QFile range(QStringLiteral("/proc/sys/net/ipv4/ip_local_port_range"));
+        if (range.open(QIODevice::ReadOnly))
+            ephemeralStart = range.readAll().simplified().split(' ').value(0).toInt();
+        if (ephemeralStart <= 10000)
+            ephemeralStart = 32768;
+        for (int attempt = 0; attempt < 100; ++attempt) {
+            const auto port
+                    = quint16(10000 + QRandomGenerator::global()->bounded(ephemeralStart - 10000));
+            QTcpServer probe;
+            if (probe.listen(QHostAddress::LocalHost, port)) {
+                m_port = port;
+                return true;
+            }
         }
-        m_port = probe.serverPort();
-        return true;
+        m_error = QStringLiteral("no free loopback port below %1").arg(ephemeralStart);
+        return false;
     }
 
     bool ping()
