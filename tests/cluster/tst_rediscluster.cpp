@@ -173,6 +173,7 @@ private Q_SLOTS:
     void deliveryResumesAfterRedisRestart();
     void stalledRedisBoundsWhatWaitsForIt();
     void oneConnectionDroppingLeavesTheOtherWorking();
+    void credentialsFromTheUrl();
 
 private:
     // A client of the node, connected; nullptr when it could not connect. The test owns it.
@@ -772,6 +773,34 @@ void tst_RedisCluster::oneConnectionDroppingLeavesTheOtherWorking()
     QVERIFY(notify(*alice, "chat", "room1", { { "text", "from A, all back" } }));
     QTRY_COMPARE(bob->texts("chat"),
                  QStringList({ "from B, subscriber down", "from A, all back" }));
+}
+
+void tst_RedisCluster::credentialsFromTheUrl()
+{
+    // A Redis of its own with a password, and an ACL user.
+    RedisServer secured;
+    secured.setArguments({ "--requirepass", "s3cret", "--user", "alice", "on", ">wonderland", "~*",
+                           "&*", "+@all" },
+                         "s3cret");
+    QVERIFY2(secured.start(), qPrintable(secured.errorString()));
+    const QString at = QString("@127.0.0.1:%1/0").arg(secured.port());
+    Node password("password"), user("user"), wrong("wrong"), none("none");
+    QVERIFY(password.start("redis://:s3cret" + at));
+    QVERIFY(user.start("redis://alice:wonderland" + at));
+    QVERIFY(wrong.start("redis://:nope" + at));
+    QVERIFY(none.start("redis://" + at.mid(1)));
+
+    QTRY_COMPARE_WITH_TIMEOUT(password.status(), QString("Online"), BackplaneTimeout);
+    QTRY_COMPARE_WITH_TIMEOUT(user.status(), QString("Online"), BackplaneTimeout);
+    // Refused: said loudly, and the node goes on trying (the password may be fixed in Redis).
+    QTRY_VERIFY(wrong.log.contains("Redis refused the"));
+    QTRY_VERIFY(none.log.contains("Redis refused the"));
+    QCOMPARE(wrong.status(), QString("Connecting"));
+    QCOMPARE(none.status(), QString("Connecting"));
+    // The password never reaches the log.
+    for (const Node *node : { &password, &user, &wrong })
+        QVERIFY(!node->log.contains("s3cret") && !node->log.contains("wonderland")
+                && !node->log.contains("nope"));
 }
 
 QTEST_GUILESS_MAIN(tst_RedisCluster)

@@ -43,6 +43,14 @@ public:
     RedisServer &operator=(const RedisServer &) = delete;
     ~RedisServer() { stop(); }
 
+    // Extra redis-server arguments for the next start(): a password (--requirepass) or ACL
+    // users (--user), say. password is what ping() authenticates with; command() does not.
+    void setArguments(const QStringList &arguments, const QByteArray &password = {})
+    {
+        m_arguments = arguments;
+        m_password = password;
+    }
+
     // Starts redis-server and waits until it answers PING. The first start picks a free loopback
     // port; later ones (after kill() or stop()) reuse it, so that clients find the server where
     // it was. Returns false with errorString() on failure.
@@ -80,7 +88,7 @@ public:
         option("--loglevel", QStringLiteral("warning"));
         // Lets a test stall the server (DEBUG SLEEP), from loopback only.
         option("--enable-debug-command", QStringLiteral("local"));
-        m_process.setArguments(arguments);
+        m_process.setArguments(arguments + m_arguments);
         m_process.setWorkingDirectory(m_dir.path());
         m_process.setProcessChannelMode(QProcess::MergedChannels);
         m_process.setStandardOutputFile(logPath(), QIODevice::Append);
@@ -253,12 +261,14 @@ private:
         socket.connectToHost(QHostAddress::LocalHost, m_port);
         if (!socket.waitForConnected(200))
             return false;
+        if (!m_password.isEmpty())
+            socket.write("AUTH " + m_password + "\r\n");
         socket.write("PING\r\n");
         QByteArray answer;
-        while (!answer.contains("\r\n") && socket.waitForReadyRead(200))
+        while (!answer.contains("PONG") && !answer.startsWith('-') && socket.waitForReadyRead(200))
             answer += socket.readAll();
-        // "-LOADING ..." while it starts; "+PONG" once it serves.
-        return answer.startsWith("+PONG");
+        // "-LOADING ..." while it starts; "+PONG" once it serves (after "+OK" to AUTH).
+        return answer.contains("+PONG");
     }
 
     // One RESP2 reply from data at position; std::nullopt when data holds only part of it.
@@ -306,6 +316,8 @@ private:
     }
 
     QTemporaryDir m_dir;
+    QStringList m_arguments;
+    QByteArray m_password;
     QProcess m_process;
     quint16 m_port = 0;
     QString m_error;
