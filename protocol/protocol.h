@@ -68,6 +68,7 @@ enum CloseCode : quint16 {
     ProtocolViolation = 4400,     // the client did not offer the qtnotif.v1 subprotocol
     AuthenticationRefused = 4401, // the authenticator refused; the close reason says why
     HeartbeatTimeout = 4408,      // nothing heard from the peer for two heartbeat intervals
+    SlowClient = 4413,            // the client does not read: too many bytes wait to be sent to it
 };
 
 // One frame from a client, decoded and checked for shape.

@@ -193,7 +193,30 @@ void ServerPrivate::listenersRemoved(ConnectionId id, const Identity &identity,
 
 void ServerPrivate::send(Connection &connection, const QString &text)
 {
+    if (connection.overflowing)
+        return;
     connection.socket->sendTextMessage(text);
+    // Qt hands the frames of one event-loop turn to the kernel together; only what the kernel
+    // will not take counts, so a burst to a client that reads is not mistaken for a stall.
+    if (connection.socket->bytesToWrite() <= maxSendQueue)
+        return;
+    connection.socket->flush();
+    const qint64 waiting = connection.socket->bytesToWrite();
+    if (waiting <= maxSendQueue)
+        return;
+    // A client that does not read would make the server hold everything sent to it. It is
+    // closed, from the event loop: callers may still use the connection after send().
+    connection.overflowing = true;
+    qCWarning(lcServer) << "connection" << connection.id << "does not read:" << waiting
+                        << "bytes wait for it (limit" << maxSendQueue << "); closing it (4413)";
+    const ConnectionId id = connection.id;
+    QMetaObject::invokeMethod(
+            q,
+            [this, id, waiting] {
+                dropConnection(id, CloseCode::SlowClient,
+                               QStringLiteral("too slow: %1 bytes unread").arg(waiting));
+            },
+            Qt::QueuedConnection);
 }
 
 void ServerPrivate::sendNotif(Connection &connection, const QString &text)
@@ -516,6 +539,17 @@ void Server::setMaxKeySize(int bytes)
 int Server::maxKeySize() const
 {
     return d->maxKeySize;
+}
+
+void Server::setMaxSendQueue(qint64 bytes)
+{
+    if (isPositiveSetting("send queue bound", bytes))
+        d->maxSendQueue = bytes;
+}
+
+qint64 Server::maxSendQueue() const
+{
+    return d->maxSendQueue;
 }
 
 int Server::connectionCount() const

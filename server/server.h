@@ -82,6 +82,12 @@ public:
     // keys get "invalid_key". 1 KiB by default.
     void setMaxKeySize(int bytes);
     int maxKeySize() const;
+    // Bytes that may wait to be sent to one client (what the kernel would not take yet). A
+    // client that does not read past it is closed with 4413 and logged, so that it cannot make
+    // the server's memory grow; the client library reconnects. 1 MiB by default: thousands of
+    // notifications, or seconds of a busy stream to a client that stopped reading.
+    void setMaxSendQueue(qint64 bytes);
+    qint64 maxSendQueue() const;
 
     // Connected clients (authenticated, welcomed).
     int connectionCount() const;

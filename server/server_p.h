@@ -46,6 +46,9 @@ struct Connection
     // Non-empty only while an asynchronous prepare is pending for this client: notifications
     // wait here so that the client receives them in notify order.
     std::deque<std::shared_ptr<PendingNotif>> ordered;
+    // Set once more than maxSendQueue bytes waited for the client: it is being closed, and
+    // nothing more is queued for it.
+    bool overflowing = false;
 };
 
 class ServerPrivate
@@ -96,6 +99,7 @@ public:
     qint64 maxFrameSize = 64 * 1024;
     int maxListens = 1000;
     int maxKeySize = 1024;
+    qint64 maxSendQueue = 1024 * 1024;
 
 private:
     void onNewConnection();

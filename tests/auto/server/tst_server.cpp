@@ -5,13 +5,16 @@
 #include <QtNotif/notifier.h>
 #include <QtNotif/server.h>
 
+#include <QtCore/QElapsedTimer>
 #include <QtCore/QPromise>
+#include <QtCore/QSemaphore>
 #include <QtCore/QThread>
 #include <QtCore/QTimer>
 #include <QtNetwork/QTcpSocket>
 #include <QtTest/QSignalSpy>
 #include <QtTest/QTest>
 
+#include <atomic>
 #include <memory>
 
 #ifdef Q_OS_LINUX
@@ -32,6 +35,7 @@ private Q_SLOTS:
     void init();
     void cleanup();
     void clientSocketsSendAtOnce();
+    void aClientThatDoesNotReadIsClosed();
 
     void welcomeCarriesIdentityAndLimits();
     void listenNotifyUnlisten();
@@ -904,6 +908,99 @@ void tst_Server::clientSocketsSendAtOnce()
 #else
     QSKIP("TCP_NODELAY is set on Linux only");
 #endif
+}
+
+void tst_Server::aClientThatDoesNotReadIsClosed()
+{
+    server->setMaxSendQueue(256 * 1024);
+    auto *chat = new SimpleNotifier<QString, QString>(server.get(), "chat");
+
+    // The slow client is a real QWebSocket on a thread of its own; holding that thread's event
+    // loop makes it stop reading, as a client on a stalled device would.
+    QThread thread;
+    QObject onThread;
+    onThread.moveToThread(&thread);
+    thread.start();
+    const auto there = [&onThread](auto f) {
+        QMetaObject::invokeMethod(&onThread, f, Qt::BlockingQueuedConnection);
+    };
+    std::unique_ptr<TestPeer> slow;
+    std::atomic<int> listening = 0; // 1 listening, -1 failed
+    const QUrl url = server->serverUrl();
+    // Not blocking: this thread serves the handshake meanwhile.
+    QMetaObject::invokeMethod(
+            &onThread,
+            [&slow, &listening, url] {
+                slow = std::make_unique<TestPeer>();
+                listening = slow->open(url) && slow->listenAndWait("chat", "room") ? 1 : -1;
+            },
+            Qt::QueuedConnection);
+    auto stop = qScopeGuard([&] {
+        there([&] { slow.reset(); });
+        thread.quit();
+        thread.wait();
+    });
+    QTRY_VERIFY(listening != 0);
+    QCOMPARE(listening.load(), 1);
+    TestPeer fast;
+    QVERIFY(fast.open(server->serverUrl()));
+    QVERIFY(fast.listenAndWait("chat", "room"));
+    QElapsedTimer clock;
+    clock.start();
+    QList<qint64> arrivals; // ms on clock, per notification the fast client got
+    connect(&fast.socket, &QWebSocket::textMessageReceived, this, [&](const QString &text) {
+        if (text.contains(QLatin1String("\"notif\"")))
+            arrivals.append(clock.elapsed());
+    });
+
+    QSemaphore held, release;
+    QMetaObject::invokeMethod(
+            &onThread,
+            [&] {
+                held.release();
+                release.acquire();
+            },
+            Qt::QueuedConnection);
+    held.acquire();
+    auto thaw = qScopeGuard([&] { release.release(); });
+
+    // 32 KiB notifications, each stamped with the time it was made, until the server gives up
+    // on the slow client (the kernel's socket buffers take several MiB first).
+    QSignalSpy gone(server.get(), &Server::clientDisconnected);
+    const QString padding(32 * 1024, u'x');
+    QList<qint64> stamps;
+    QTest::ignoreMessage(QtWarningMsg,
+                         QRegularExpression("does not read: .* closing it \\(4413\\)"));
+    while (gone.isEmpty() && stamps.size() < 4000) {
+        stamps.append(clock.elapsed());
+        chat->notify("room", QString::number(stamps.size()) + u':' + padding);
+        // The fast client reads as it goes: at most 8 notifications on their way to it.
+        QVERIFY(QTest::qWaitFor(
+                [&] { return arrivals.size() + 8 >= stamps.size() || !gone.isEmpty(); }, 5000));
+    }
+    QCOMPARE(gone.size(), 1);
+    QCOMPARE(server->connectionCount(), 1);
+    QCOMPARE(chat->localListenerCount("room"), 1);
+
+    // The fast client got every notification, and one after; its latency goes to the log.
+    chat->notify("room", "after");
+    QTRY_COMPARE(arrivals.size(), stamps.size() + 1);
+    QList<qint64> latencies;
+    for (qsizetype i = 0; i < stamps.size(); ++i)
+        latencies.append(arrivals.at(i) - stamps.at(i));
+    std::sort(latencies.begin(), latencies.end());
+    qInfo("the other client, while one did not read: %lld notifications of 32 KiB, latency "
+          "p50 %lld ms, max %lld ms",
+          qint64(latencies.size()), latencies.at(latencies.size() / 2), latencies.constLast());
+
+    // Released, the slow client reads what was sent before the limit, then the close: 4413.
+    thaw.dismiss();
+    release.release();
+    bool closed = false;
+    QTRY_VERIFY((there([&] { closed = slow->disconnected; }), closed));
+    quint16 code = 0;
+    there([&] { code = slow->socket.closeCode(); });
+    QCOMPARE(code, quint16(Protocol::CloseCode::SlowClient));
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
