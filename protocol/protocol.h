@@ -48,6 +48,7 @@ inline constexpr QLatin1String InvalidKey("invalid_key");
 inline constexpr QLatin1String ListenDenied("listen_denied");
 inline constexpr QLatin1String TooManyListens("too_many_listens");
 inline constexpr QLatin1String UnknownMethod("unknown_method");
+inline constexpr QLatin1String RateLimited("rate_limited");
 inline constexpr QLatin1String NoReply("no_reply");
 // Client-side only: never sent by a server, reported by the client library.
 inline constexpr QLatin1String NotConnected("not_connected");

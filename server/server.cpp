@@ -106,6 +106,8 @@ void ServerPrivate::accept(QWebSocket *socket)
     owned->socket.reset(socket);
     owned->identity = auth.identity();
     owned->lastHeard.start();
+    owned->requestTokens = requestBurst;
+    owned->requestClock.start();
     socket->setMaxAllowedIncomingMessageSize(quint64(maxFrameSize));
     socket->setMaxAllowedIncomingFrameSize(quint64(maxFrameSize));
 
@@ -332,8 +334,26 @@ void ServerPrivate::handleUnlisten(Connection &c, const ClientFrame &frame)
         Q_EMIT notifier->listenerRemoved(c.id, c.identity, frame.key);
 }
 
+bool ServerPrivate::takeRequestToken(Connection &c)
+{
+    const double elapsed = double(c.requestClock.restart()) / 1000.0;
+    c.requestTokens = std::min(double(requestBurst), c.requestTokens + elapsed * requestRate);
+    if (c.requestTokens < 1)
+        return false;
+    c.requestTokens -= 1;
+    return true;
+}
+
 void ServerPrivate::handleRequest(Connection &c, const ClientFrame &frame)
 {
+    if (!takeRequestToken(c)) {
+        send(c, errorFrame(ErrorCode::RateLimited,
+                           QStringLiteral("at most %1 requests per second (bursts of %2)")
+                                   .arg(requestRate)
+                                   .arg(requestBurst),
+                           frame.id));
+        return;
+    }
     const auto handler = handlers.constFind(frame.method);
     if (handler == handlers.cend()) {
         send(c, errorFrame(ErrorCode::UnknownMethod,
@@ -550,6 +570,28 @@ void Server::setMaxSendQueue(qint64 bytes)
 qint64 Server::maxSendQueue() const
 {
     return d->maxSendQueue;
+}
+
+void Server::setRequestRate(double perSecond, int burst)
+{
+    if (!(perSecond > 0)) {
+        qCWarning(lcServer) << "ignored a request rate of" << perSecond << "(it must be positive)";
+        return;
+    }
+    if (!isPositiveSetting("request burst", burst))
+        return;
+    d->requestRate = perSecond;
+    d->requestBurst = burst;
+}
+
+double Server::requestRate() const
+{
+    return d->requestRate;
+}
+
+int Server::requestBurst() const
+{
+    return d->requestBurst;
 }
 
 int Server::connectionCount() const

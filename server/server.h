@@ -88,6 +88,13 @@ public:
     // notifications, or seconds of a busy stream to a client that stopped reading.
     void setMaxSendQueue(qint64 bytes);
     qint64 maxSendQueue() const;
+    // Upstream requests one connection may make: perSecond on average, in bursts of up to
+    // burst (a token bucket). More get the error "rate_limited", and the handler does not run.
+    // 20 per second in bursts of 40 by default: a person's clicks and a client's start-up calls
+    // fit, a loop flooding handlers does not. Listens are bounded by maxListensPerConnection().
+    void setRequestRate(double perSecond, int burst);
+    double requestRate() const;
+    int requestBurst() const;
 
     // Connected clients (authenticated, welcomed).
     int connectionCount() const;

@@ -49,6 +49,9 @@ struct Connection
     // Set once more than maxSendQueue bytes waited for the client: it is being closed, and
     // nothing more is queued for it.
     bool overflowing = false;
+    // Token bucket of upstream requests: refilled at requestRate per second up to requestBurst.
+    double requestTokens = 0;
+    QElapsedTimer requestClock;
 };
 
 class ServerPrivate
@@ -100,6 +103,8 @@ public:
     int maxListens = 1000;
     int maxKeySize = 1024;
     qint64 maxSendQueue = 1024 * 1024;
+    double requestRate = 20;
+    int requestBurst = 40;
 
 private:
     void onNewConnection();
@@ -110,6 +115,8 @@ private:
     void handleListen(Connection &connection, const Protocol::ClientFrame &frame);
     void handleUnlisten(Connection &connection, const Protocol::ClientFrame &frame);
     void handleRequest(Connection &connection, const Protocol::ClientFrame &frame);
+    // Whether the connection may make one more upstream request now (its token bucket).
+    bool takeRequestToken(Connection &connection);
     QString welcomeFrame(const Connection &connection) const;
 };
 

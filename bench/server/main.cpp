@@ -98,6 +98,8 @@ int main(int argc, char *argv[])
         return fail(u"--port: not a port number: "_s + parser.value(portOption));
 
     QtNotif::Server server;
+    // The load generator's publishers call as fast as they can: no request rate limit here.
+    server.setRequestRate(1e9, 1'000'000'000);
     auto *bench = new QtNotif::SimpleNotifier<QString, QJsonObject>(&server, u"bench"_s);
     server.setHandler(u"publish"_s, [bench](const QtNotif::Request &request) {
         const QJsonObject payload = request.payload().toObject();

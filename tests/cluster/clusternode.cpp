@@ -83,6 +83,10 @@ int main(int argc, char *argv[])
                          print({ { "event", "status" }, { "status", statusName(status) } });
                      });
     server.setAuthenticator(userFromRequest);
+    // The tests drive the node with calls in quick loops and push bursts of tens of MiB to one
+    // client (stalledRedisBoundsWhatWaitsForIt): the SDK's client limits are tested elsewhere.
+    server.setRequestRate(1e6, 1'000'000);
+    server.setMaxSendQueue(qint64(1) << 30);
 
     const QString nodeId = server.nodeId();
     auto *chat = new SimpleNotifier<QString, QJsonObject>(&server, "chat");

@@ -36,6 +36,7 @@ private Q_SLOTS:
     void cleanup();
     void clientSocketsSendAtOnce();
     void aClientThatDoesNotReadIsClosed();
+    void requestsAreRateLimited();
 
     void welcomeCarriesIdentityAndLimits();
     void listenNotifyUnlisten();
@@ -1001,6 +1002,54 @@ void tst_Server::aClientThatDoesNotReadIsClosed()
     quint16 code = 0;
     there([&] { code = slow->socket.closeCode(); });
     QCOMPARE(code, quint16(Protocol::CloseCode::SlowClient));
+}
+
+void tst_Server::requestsAreRateLimited()
+{
+    server->setRequestRate(10, 5);
+    QCOMPARE(server->requestRate(), 10.0);
+    QCOMPARE(server->requestBurst(), 5);
+    int calls = 0;
+    server->setHandler("echo", [&calls](const Request &request) {
+        ++calls;
+        request.reply(request.payload());
+    });
+    TestPeer peer;
+    QVERIFY(peer.open(server->serverUrl()));
+    TestPeer other;
+    QVERIFY(other.open(server->serverUrl()));
+
+    // A burst of 8 at once: the bucket holds 5; the rest are refused before the handler runs.
+    QList<qint64> ids;
+    for (int i = 0; i < 8; ++i)
+        ids.append(peer.request("echo", i));
+    QStringList answers;
+    for (qint64 id : ids) {
+        const QJsonObject answer = peer.answerTo(id);
+        answers.append(answer.value("op").toString() == "reply" ? "reply"
+                                                                : answer.value("code").toString());
+    }
+    QCOMPARE(answers, QStringList({ "reply", "reply", "reply", "reply", "reply", "rate_limited",
+                                    "rate_limited", "rate_limited" }));
+    QCOMPARE(calls, 5);
+    // Each connection has a bucket of its own.
+    QCOMPARE(other.answerTo(other.request("echo", "other")).value("op").toString(), "reply");
+    // The bucket refills at 10 per second: a later request goes through (refused ones do not
+    // consume tokens, so asking again until it passes ends).
+    QVERIFY(QTest::qWaitFor(
+            [&] {
+                return peer.answerTo(peer.request("echo", "later")).value("op").toString()
+                       == "reply";
+            },
+            5000));
+    QVERIFY(!peer.disconnected); // an error frame, never a close
+
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("ignored a request rate of 0"));
+    server->setRequestRate(0, 5);
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("ignored a request burst of -1"));
+    server->setRequestRate(5, -1);
+    QCOMPARE(server->requestRate(), 10.0);
+    QCOMPARE(server->requestBurst(), 5);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
