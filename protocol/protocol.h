@@ -70,6 +70,7 @@ enum CloseCode : quint16 {
     AuthenticationRefused = 4401, // the authenticator refused; the close reason says why
     HeartbeatTimeout = 4408,      // nothing heard from the peer for two heartbeat intervals
     SlowClient = 4413,            // the client does not read: too many bytes wait to be sent to it
+    TooManyConnections = 4429,    // the user already holds the most connections the server allows
 };
 
 // One frame from a client, decoded and checked for shape.

@@ -100,6 +100,16 @@ void ServerPrivate::accept(QWebSocket *socket)
         return;
     }
 
+    const QString userId = auth.identity().userId();
+    if (!userId.isEmpty() && registry.connectionsOfUser(userId).size() >= maxConnectionsPerUser) {
+        const QString reason
+                = QStringLiteral("at most %1 connections per user").arg(maxConnectionsPerUser);
+        qCInfo(lcServer) << "refused" << socket->peerAddress() << "as" << userId << ":" << reason;
+        closeSocket(socket, CloseCode::TooManyConnections, reason);
+        Q_EMIT q->clientRefused(reason);
+        return;
+    }
+
     auto owned = std::make_unique<Connection>();
     const ConnectionId id = ++lastId;
     owned->id = id;
@@ -570,6 +580,28 @@ void Server::setMaxSendQueue(qint64 bytes)
 qint64 Server::maxSendQueue() const
 {
     return d->maxSendQueue;
+}
+
+void Server::setMaxConnectionsPerUser(int count)
+{
+    if (isPositiveSetting("connections per user", count))
+        d->maxConnectionsPerUser = count;
+}
+
+int Server::maxConnectionsPerUser() const
+{
+    return d->maxConnectionsPerUser;
+}
+
+void Server::setHandshakeTimeout(std::chrono::milliseconds timeout)
+{
+    if (isPositiveSetting("handshake timeout", timeout.count()))
+        d->webSocketServer.setHandshakeTimeout(timeout);
+}
+
+std::chrono::milliseconds Server::handshakeTimeout() const
+{
+    return d->webSocketServer.handshakeTimeout();
 }
 
 void Server::setRequestRate(double perSecond, int burst)

@@ -88,6 +88,17 @@ public:
     // notifications, or seconds of a busy stream to a client that stopped reading.
     void setMaxSendQueue(qint64 bytes);
     qint64 maxSendQueue() const;
+    // Connections one user (not anonymous clients) may hold at once; the next is refused at the
+    // handshake with close code 4429, which the client library retries with backoff. 100 by
+    // default: a person's windows and devices fit, a script opening connections in a loop does
+    // not. Checked at the handshake only: setIdentity() does not refuse.
+    void setMaxConnectionsPerUser(int count);
+    int maxConnectionsPerUser() const;
+    // How long a TCP connection may take to complete its WebSocket handshake before it is
+    // dropped. 10 s by default (Qt's): a peer that connects and sends nothing holds a socket
+    // no longer.
+    void setHandshakeTimeout(std::chrono::milliseconds timeout);
+    std::chrono::milliseconds handshakeTimeout() const;
     // Upstream requests one connection may make: perSecond on average, in bursts of up to
     // burst (a token bucket). More get the error "rate_limited", and the handler does not run.
     // 20 per second in bursts of 40 by default: a person's clicks and a client's start-up calls

@@ -103,6 +103,7 @@ public:
     int maxListens = 1000;
     int maxKeySize = 1024;
     qint64 maxSendQueue = 1024 * 1024;
+    int maxConnectionsPerUser = 100;
     double requestRate = 20;
     int requestBurst = 40;
 

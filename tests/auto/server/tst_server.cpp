@@ -37,6 +37,8 @@ private Q_SLOTS:
     void clientSocketsSendAtOnce();
     void aClientThatDoesNotReadIsClosed();
     void requestsAreRateLimited();
+    void connectionsPerUserAreBounded();
+    void handshakeTimeoutDropsSilentPeers();
 
     void welcomeCarriesIdentityAndLimits();
     void listenNotifyUnlisten();
@@ -1050,6 +1052,48 @@ void tst_Server::requestsAreRateLimited()
     server->setRequestRate(5, -1);
     QCOMPARE(server->requestRate(), 10.0);
     QCOMPARE(server->requestBurst(), 5);
+}
+
+void tst_Server::connectionsPerUserAreBounded()
+{
+    QCOMPARE(server->maxConnectionsPerUser(), 100);
+    server->setMaxConnectionsPerUser(2);
+    server->setAuthenticator([](const HandshakeRequest &request) {
+        const QString user = QString::fromUtf8(request.bearerToken());
+        return user.isEmpty() ? AuthResult::anonymous() : AuthResult::accept(Identity::user(user));
+    });
+    const QList<QPair<QByteArray, QByteArray>> alice{ { "Authorization", "Bearer alice" } };
+    auto first = std::make_unique<TestPeer>();
+    TestPeer second, third, bob, anonymous[3];
+    QVERIFY(first->open(server->serverUrl(), alice));
+    QVERIFY(second.open(server->serverUrl(), alice));
+    QSignalSpy refused(server.get(), &Server::clientRefused);
+    QVERIFY(third.open(server->serverUrl(), alice, { "qtnotif.v1" }, false));
+    QCOMPARE(third.socket.closeCode(), QWebSocketProtocol::CloseCode(4429));
+    QCOMPARE(third.socket.closeReason(), "at most 2 connections per user");
+    QCOMPARE(refused.size(), 1);
+    // Other users, and anonymous clients (no user), are not counted against alice.
+    QVERIFY(bob.open(server->serverUrl(), { { "Authorization", "Bearer bob" } }));
+    for (TestPeer &peer : anonymous)
+        QVERIFY(peer.open(server->serverUrl()));
+    // A connection of alice's goes: she may open another.
+    first.reset();
+    QTRY_COMPARE(server->connectionsOfUser("alice").size(), 1);
+    TestPeer again;
+    QVERIFY(again.open(server->serverUrl(), alice));
+}
+
+void tst_Server::handshakeTimeoutDropsSilentPeers()
+{
+    QCOMPARE(server->handshakeTimeout(), 10000ms);
+    server->setHandshakeTimeout(200ms);
+    QCOMPARE(server->handshakeTimeout(), 200ms);
+    // A TCP connection that never sends its WebSocket handshake.
+    QTcpSocket silent;
+    silent.connectToHost(QHostAddress::LocalHost, server->serverPort());
+    QVERIFY(silent.waitForConnected(5000));
+    QTRY_COMPARE_WITH_TIMEOUT(silent.state(), QAbstractSocket::UnconnectedState, 5000);
+    QCOMPARE(server->connectionCount(), 0);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
