@@ -171,8 +171,8 @@ bool RedisBackplane::openLink(Link &link)
         }
     }
     // A name that CLIENT LIST shows: which process and which of its two connections.
-    const QByteArray name = "qtnotif:" + QByteArray::number(QCoreApplication::applicationPid())
-            + ':' + link.name;
+    const QByteArray name
+            = "qtnotif:" + QByteArray::number(QCoreApplication::applicationPid()) + ':' + link.name;
     redisAsyncCommand(context, &RedisBackplane::onHandshake, nullptr, "CLIENT SETNAME %b",
                       name.constData(), size_t(name.size()));
     redisAsyncCommand(context, &RedisBackplane::onHandshake, &link, "PING");
