@@ -183,13 +183,13 @@ struct Delivery
 
 // Counts the notification on the key and lists who receives it; std::nullopt when nobody
 // listens to the key, or when d is null (the notifier is not registered).
-std::optional<Delivery> startDelivery(ServerPrivate *d, const QString &name, const QJsonValue &key,
+std::optional<Delivery> startDelivery(ServerPrivate *d, const QString &name, const QString &keyText,
                                       const NotFor &notFor)
 {
     if (!d)
         return std::nullopt;
     Delivery delivery;
-    delivery.keyText = canonicalKey(key);
+    delivery.keyText = keyText;
     delivery.seq = d->registry.nextSeq(name, delivery.keyText);
     if (!delivery.seq)
         return std::nullopt;
@@ -203,11 +203,32 @@ std::optional<Delivery> startDelivery(ServerPrivate *d, const QString &name, con
 void AbstractNotifier::deliverSame(const QJsonValue &key, const QJsonValue &data,
                                    const NotFor &notFor)
 {
+    QString dataText;
+    sendSame(canonicalKey(key), data, dataText, notFor);
+}
+
+void AbstractNotifier::notifySame(const QJsonValue &key, const QJsonValue &data,
+                                  const NotFor &notFor)
+{
+    const QString keyText = canonicalKey(key);
+    QString dataText;
+    sendSame(keyText, data, dataText, notFor);
+    if (!isClustered())
+        return;
+    if (dataText.isNull())
+        dataText = toJsonText(data); // nobody here listens: encoded for the other nodes alone
+    m_server->d->cluster.publishNotify(m_name, keyText, dataText, notFor);
+}
+
+void AbstractNotifier::sendSame(const QString &keyText, const QJsonValue &data, QString &dataText,
+                                const NotFor &notFor)
+{
     ServerPrivate *d = m_registered ? m_server->d.get() : nullptr;
-    const auto delivery = startDelivery(d, m_name, key, notFor);
+    const auto delivery = startDelivery(d, m_name, keyText, notFor);
     if (!delivery)
         return;
-    const QString frame = delivery->frame(data);
+    dataText = toJsonText(data);
+    const QString frame = notifFrame(delivery->nameText, keyText, delivery->seq, dataText);
     for (ConnectionId id : std::as_const(delivery->recipients)) {
         if (Connection *c = d->connection(id))
             d->sendNotif(*c, frame);
@@ -218,7 +239,7 @@ void AbstractNotifier::deliverPrepared(const QJsonValue &key, const NotFor &notF
                                        const SyncPrepare &prepare)
 {
     ServerPrivate *d = m_registered ? m_server->d.get() : nullptr;
-    const auto delivery = startDelivery(d, m_name, key, notFor);
+    const auto delivery = startDelivery(d, m_name, canonicalKey(key), notFor);
     if (!delivery)
         return;
     // Consecutive recipients whose prepare gives the same JSON share one encoded frame
@@ -245,7 +266,7 @@ void AbstractNotifier::deliverPreparedAsync(const QJsonValue &key, const NotFor 
                                             const AsyncPrepare &prepare)
 {
     ServerPrivate *d = m_registered ? m_server->d.get() : nullptr;
-    auto delivery = startDelivery(d, m_name, key, notFor);
+    auto delivery = startDelivery(d, m_name, canonicalKey(key), notFor);
     if (!delivery)
         return;
     auto shared = std::make_shared<const Delivery>(std::move(*delivery));

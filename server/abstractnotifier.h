@@ -108,6 +108,9 @@ protected:
     // Sends the same data to every listener of the key on this server except notFor, encoded
     // once.
     void deliverSame(const QJsonValue &key, const QJsonValue &data, const NotFor &notFor);
+    // deliverSame(), then publishes the data to the other nodes: key and data are encoded once
+    // for both.
+    void notifySame(const QJsonValue &key, const QJsonValue &data, const NotFor &notFor);
 
     // Sends prepare(identity) to each listener; std::nullopt leaves that listener out.
     using SyncPrepare = std::function<std::optional<QJsonValue>(const Identity &identity)>;
@@ -125,6 +128,10 @@ private:
     friend class Cluster;
     // Unlistens the user's clients on this server; returns how many stopped listening.
     int unlistenUserHere(const QString &userId, const QJsonValue &key);
+    // deliverSame() on a key already in canonical text; dataText is set to the data's JSON text
+    // when it was encoded (someone here listens), and stays null otherwise.
+    void sendSame(const QString &keyText, const QJsonValue &data, QString &dataText,
+                  const NotFor &notFor);
 
     Server *m_server = nullptr;
     QString m_name;

@@ -83,9 +83,14 @@ void Cluster::setBackplane(std::unique_ptr<Backplane> backplane)
 
 QByteArray Cluster::keyChannel(const QString &notifier, const QString &keyText)
 {
+    return keyChannelOf(toJsonText(notifier), keyText);
+}
+
+QByteArray Cluster::keyChannelOf(const QString &nameText, const QString &keyText)
+{
     // The notifier as a JSON string ends at its closing quote: no two (notifier, key) pairs
     // share a channel.
-    return "key:" + toJsonText(notifier).toUtf8() + ':' + keyText.toUtf8();
+    return "key:" + nameText.toUtf8() + ':' + keyText.toUtf8();
 }
 
 void Cluster::keyAdded(const QString &notifier, const QString &keyText)
@@ -108,12 +113,13 @@ void Cluster::publishNotify(const QString &notifier, const QString &keyText,
                             const QString &dataText, const NotFor &notFor)
 {
     // Built as text from parts already encoded: the notification is not encoded again.
+    const QString nameText = toJsonText(notifier);
     QString text = u"{\"t\":\"notify\",\"o\":\"" + QString::fromLatin1(m_nodeId) + u"\",\"n\":"
-                   + toJsonText(notifier) + u",\"k\":" + keyText + u",\"d\":" + dataText;
+                   + nameText + u",\"k\":" + keyText + u",\"d\":" + dataText;
     if (notFor.kind() == NotFor::Kind::User)
         text += u",\"u\":" + toJsonText(notFor.userId());
     text += u'}';
-    m_backplane->publish(keyChannel(notifier, keyText), text.toUtf8());
+    m_backplane->publish(keyChannelOf(nameText, keyText), text.toUtf8());
 }
 
 QFuture<int> Cluster::countListeners(const QString &notifier, const QJsonValue &key, int local)

@@ -70,6 +70,8 @@ private:
     };
 
     static QByteArray keyChannel(const QString &notifier, const QString &keyText);
+    // The same, from the notifier's name as JSON text.
+    static QByteArray keyChannelOf(const QString &nameText, const QString &keyText);
     // Sends a request to every node; add(result, answer) folds each answer into local.
     template<typename T, typename Add>
     QFuture<T> gather(QJsonObject message, T local, Add add);

@@ -232,10 +232,7 @@ public:
                     Qt::QueuedConnection);
             return;
         }
-        const QJsonValue keyJson = Codec<Key>::encode(key);
-        const QJsonValue data = Codec<Notif>::encode(notif);
-        this->deliverSame(keyJson, data, notFor);
-        this->publishToCluster(keyJson, data, notFor);
+        this->notifySame(Codec<Key>::encode(key), Codec<Notif>::encode(notif), notFor);
     }
 };
 
