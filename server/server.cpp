@@ -78,36 +78,37 @@ void ServerPrivate::onNewConnection()
         accept(socket);
 }
 
+void ServerPrivate::refuse(QWebSocket *socket, quint16 closeCode, const QString &reason,
+                           const QString &userId)
+{
+    if (userId.isEmpty())
+        qCInfo(lcServer) << "refused" << socket->peerAddress() << reason;
+    else
+        qCInfo(lcServer) << "refused" << socket->peerAddress() << "as" << userId << ":" << reason;
+    closeSocket(socket, closeCode, reason);
+    Q_EMIT q->clientRefused(reason);
+}
+
 void ServerPrivate::accept(QWebSocket *socket)
 {
     // The server owns its sockets through Connection (or closeSocket()), not as QObject children.
     socket->setParent(nullptr);
     if (socket->subprotocol() != Subprotocol) {
-        const QString reason = QStringLiteral("offer the WebSocket subprotocol qtnotif.v1");
-        qCInfo(lcServer) << "refused" << socket->peerAddress() << reason;
-        closeSocket(socket, CloseCode::ProtocolViolation, reason);
-        Q_EMIT q->clientRefused(reason);
-        return;
+        return refuse(socket, CloseCode::ProtocolViolation,
+                      QStringLiteral("offer the WebSocket subprotocol qtnotif.v1"));
     }
     const AuthResult auth
             = authenticator ? authenticator(handshakeRequestOf(*socket)) : AuthResult::anonymous();
     if (!auth.isAccepted()) {
-        const QString reason = auth.reason().isEmpty() ? QStringLiteral("authentication refused")
-                                                       : auth.reason();
-        qCInfo(lcServer) << "refused" << socket->peerAddress() << reason;
-        closeSocket(socket, CloseCode::AuthenticationRefused, reason);
-        Q_EMIT q->clientRefused(reason);
-        return;
+        return refuse(socket, CloseCode::AuthenticationRefused,
+                      auth.reason().isEmpty() ? QStringLiteral("authentication refused")
+                                              : auth.reason());
     }
-
     const QString userId = auth.identity().userId();
     if (!userId.isEmpty() && registry.connectionsOfUser(userId).size() >= maxConnectionsPerUser) {
-        const QString reason
-                = QStringLiteral("at most %1 connections per user").arg(maxConnectionsPerUser);
-        qCInfo(lcServer) << "refused" << socket->peerAddress() << "as" << userId << ":" << reason;
-        closeSocket(socket, CloseCode::TooManyConnections, reason);
-        Q_EMIT q->clientRefused(reason);
-        return;
+        return refuse(socket, CloseCode::TooManyConnections,
+                      QStringLiteral("at most %1 connections per user").arg(maxConnectionsPerUser),
+                      userId);
     }
 
     auto owned = std::make_unique<Connection>();

@@ -111,6 +111,10 @@ private:
     void onNewConnection();
     void accept(QWebSocket *socket);
     void closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason);
+    // Closes a socket that did not become a connection, and tells the log (with the user it
+    // claimed to be, when known) and the application why.
+    void refuse(QWebSocket *socket, quint16 closeCode, const QString &reason,
+                const QString &userId = QString());
     void onTextMessage(ConnectionId id, const QString &message);
     void onHeartbeat();
     void handleListen(Connection &connection, const Protocol::ClientFrame &frame);
