@@ -225,24 +225,24 @@ void Cluster::onMessage(const QByteArray &channel, const QByteArray &bytes)
     }
     const QJsonObject message = document.object();
     const QString type = message.value(Type).toString();
-    if (type == QLatin1String("notify")) {
-        onNotify(message);
-    } else if (type == QLatin1String("answer")) {
+    if (type == QLatin1String("answer")) {
         const auto it = m_requests.find(message.value(RequestId).toString().toULongLong());
         if (it == m_requests.end())
             return; // timed out already
         it->second.add(message.value(Value));
         ++it->second.answers;
         finishIfAnswered(it->first);
-    } else if (message.value(Origin).toString().toLatin1() != m_nodeId) {
+    } else if (message.value(Origin).toString() == QLatin1String(m_nodeId)) {
+        return; // this node's own message back: delivered or answered here already
+    } else if (type == QLatin1String("notify")) {
+        onNotify(message);
+    } else {
         onRequest(message);
     }
 }
 
 void Cluster::onNotify(const QJsonObject &message)
 {
-    if (message.value(Origin).toString().toLatin1() == m_nodeId)
-        return; // delivered here when it was published
     AbstractNotifier *notifier = d->notifiers.value(message.value(Notifier).toString());
     if (!notifier)
         return; // a notifier other nodes have and this one does not
