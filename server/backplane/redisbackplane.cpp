@@ -45,8 +45,8 @@ QByteArray replyText(const redisReply *reply)
 struct RedisBackplane::PendingPublish
 {
     RedisBackplane *self;
-    qint64 bytes;
-    Sent sent;
+    qint64 bytes; // of a PUBLISH, counted in m_pendingBytes until Redis answers
+    Sent sent;    // of the PUBSUB NUMSUB behind a PUBLISH that asked how many nodes it reached
 };
 
 // One hiredis connection and the Qt adapter that drives it from the event loop.
@@ -433,11 +433,11 @@ void RedisBackplane::onPublished(redisAsyncContext *context, void *reply, void *
     self->m_pendingBytes = std::max<qint64>(0, self->m_pendingBytes - publish->bytes);
     if (!publish->sent)
         return;
-    // PUBLISH answers an integer; PUBSUB NUMSUB an array [channel, count].
+    // Only the PUBSUB NUMSUB behind a PUBLISH carries sent: its answer is [channel, count].
     const auto *r = static_cast<redisReply *>(reply);
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-        r = r->element[1];
-    publish->sent(r->type == REDIS_REPLY_INTEGER ? int(r->integer) : -1);
+    const bool counted = r->type == REDIS_REPLY_ARRAY && r->elements == 2
+                         && r->element[1]->type == REDIS_REPLY_INTEGER;
+    publish->sent(counted ? int(r->element[1]->integer) : -1);
 }
 
 } // namespace QtNotif
