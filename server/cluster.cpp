@@ -56,6 +56,9 @@ Cluster::~Cluster() = default;
 
 void Cluster::setBackplane(std::unique_ptr<Backplane> backplane)
 {
+    // A server alone (the default) has nobody to hear from: it subscribes to no key, so that a
+    // first listen costs no channel bookkeeping.
+    m_alone = !backplane;
     if (!backplane)
         backplane = InProcessBackplane::create(QUrl(), nullptr);
     // Acks waiting for the old backplane's subscriptions go now; requests waiting on its nodes
@@ -76,7 +79,7 @@ void Cluster::setBackplane(std::unique_ptr<Backplane> backplane)
     m_backplane->subscribe(AllChannel);
     m_backplane->subscribe(m_nodeChannel);
     d->registry.forEachKey([this](const QString &notifier, const QString &keyText) {
-        m_backplane->subscribe(keyChannel(notifier, keyText));
+        keyAdded(notifier, keyText);
     });
     m_backplane->start();
 }
@@ -95,18 +98,23 @@ QByteArray Cluster::keyChannelOf(const QString &nameText, const QString &keyText
 
 void Cluster::keyAdded(const QString &notifier, const QString &keyText)
 {
-    m_backplane->subscribe(keyChannel(notifier, keyText));
+    if (!m_alone)
+        m_backplane->subscribe(keyChannel(notifier, keyText));
 }
 
 void Cluster::keyRemoved(const QString &notifier, const QString &keyText)
 {
-    m_backplane->unsubscribe(keyChannel(notifier, keyText));
+    if (!m_alone)
+        m_backplane->unsubscribe(keyChannel(notifier, keyText));
 }
 
 void Cluster::whenKeyReachable(const QString &notifier, const QString &keyText,
                                std::function<void()> ready)
 {
-    m_backplane->whenSubscribed(keyChannel(notifier, keyText), std::move(ready));
+    if (m_alone)
+        ready();
+    else
+        m_backplane->whenSubscribed(keyChannel(notifier, keyText), std::move(ready));
 }
 
 void Cluster::publishNotify(const QString &notifier, const QString &keyText,

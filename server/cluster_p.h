@@ -86,6 +86,7 @@ private:
     QByteArray m_nodeId;
     QByteArray m_nodeChannel;
     std::unique_ptr<Backplane> m_backplane;
+    bool m_alone = true; // the default backplane: no other node, no key subscriptions
     std::unordered_map<quint64, PendingRequest> m_requests;
     quint64 m_lastRequest = 0;
 };

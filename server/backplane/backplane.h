@@ -25,7 +25,8 @@ namespace QtNotif {
 //   redis://[[user]:password@]host[:port][/db]    nodes anywhere, through one Redis server
 //
 // The server subscribes to a channel for each key that has listeners on it, so a node receives
-// nothing for keys nobody on it listens to. A backplane lives on its server's thread.
+// nothing for keys nobody on it listens to (a server alone, on its default backplane, subscribes
+// to none). A backplane lives on its server's thread.
 //
 // To write another transport, subclass and implement the do*() functions; call received()
 // for every message that arrives on a subscribed channel and setStatus() as the link changes.
