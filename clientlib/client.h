@@ -4,6 +4,7 @@
 #include <QtNotif/clientnotifier.h>
 #include <QtNotif/qtnotif_client_export.h>
 
+#include <QtCore/QFuture>
 #include <QtCore/QJsonValue>
 #include <QtCore/QObject>
 #include <QtCore/QString>
@@ -11,6 +12,7 @@
 #include <QtCore/QVariantMap>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -25,8 +27,13 @@ class ClientPrivate;
 // notifiers want. The application sees state changes, never lost listens.
 //
 // Set url (and token), listen with notifier(name)->listen(key) and call open(), in any order.
-// url and token take effect at the next connection. A Client, its notifiers and its call
-// replies live in the thread that created the Client.
+// url and token take effect at the next connection.
+//
+// Tokens that expire: when the server closes the connection because its token expired (close
+// code 4419, or a handshake refused with it), the client emits tokenExpired() and waits for a
+// fresh token: from the token provider when one is set, or from setToken() (in a slot of
+// tokenExpired(), say, or later). It then reconnects at once and listens again. A Client, its
+// notifiers and its call replies live in the thread that created the Client.
 class QTNOTIF_CLIENT_EXPORT Client : public QObject
 {
     Q_OBJECT
@@ -56,6 +63,7 @@ public:
         HeartbeatTimeout = 2,      // nothing heard from the server for two heartbeats
         AuthenticationError = 256, // the server's authenticator refused (close code 4401)
         ProtocolError = 257,       // the peers do not agree on qtnotif.v1 (close code 4400, ...)
+        TokenExpired = 258,        // the token expired (close code 4419): a fresh one is needed
     };
     Q_ENUM(Error)
 
@@ -68,7 +76,16 @@ public:
     void setUrl(const QUrl &url);
     // Sent as "Authorization: Bearer <token>" at the handshake when not empty.
     QString token() const;
+    // While the client waits for a fresh token (after tokenExpired()), a new token reconnects
+    // at once.
     void setToken(const QString &token);
+    // Where fresh tokens come from: called when the token has expired, and by open() when no
+    // token is set. The future's result becomes the token; an empty result, a failed or a
+    // canceled future is tried again after the reconnect delay. Called on the client's thread;
+    // the future may finish on any thread.
+    //   client.setTokenProvider([&auth] { return auth.fetchToken(); }); // QFuture<QString>
+    using TokenProvider = std::function<QFuture<QString>()>;
+    void setTokenProvider(TokenProvider provider);
     // Whether a lost connection is retried (true by default). Turning it off while waiting for
     // a retry stops trying: the state becomes Disconnected. AuthenticationError and
     // ProtocolError are never retried (the next attempt would be refused the same way): the
@@ -147,6 +164,9 @@ Q_SIGNALS:
     void errorChanged();
     // Something went wrong with the connection; error() and errorString() say what.
     void errorOccurred(QtNotif::Client::Error error);
+    // The server closed the connection, or refused it, because the token has expired. Unless a
+    // token provider is set, give the client a fresh token with setToken(): it reconnects then.
+    void tokenExpired();
 
 private:
     friend class ClientPrivate;
