@@ -10,22 +10,24 @@
 // keyed by strings:
 //   "room"   SimpleNotifier<QString, QJsonObject>: every listener receives the same object
 //   "inbox"  Notifier<QString, QJsonObject> whose prepare answers from the event loop (the
-//            callback form): it adds "to", the recipient's user. Notifications for a client
-//            wait in its order queue meanwhile, so a client that goes away leaves prepares
-//            behind that must come to nothing.
+//            callback form), notification number i after i ms: it adds "to", the recipient's
+//            user. Notifications for a client wait in its order queue meanwhile, so a client
+//            that goes away leaves prepares behind that must come to nothing.
 // Upstream methods:
 //   publish  {notifier, keys: [...], repeat: n (1), wave: w, pad: bytes (0)}   -> null
 //            notifies each key n times with {"wave": w, "key": key, "i": 0..n-1}, plus "pad",
 //            a string of that many "x", when pad > 0
 //   echo     anything  -> the same: answered after every frame the connection sent before
-//   stats    {trim: bool}  -> {"connections", "listens", "keys", "rss", "rssAnon", "heap",
-//            "fds"}: the server's tables; its resident set (VmRSS) and the anonymous part of
-//            it (RssAnon), in bytes, after returning free heap memory to the system
-//            (malloc_trim) when trim is true; the bytes malloc has handed out (-1 when the C
-//            library does not tell); and its open file descriptors
+//   stats    {trim: bool}  -> {"connections", "listens", "keys", "preparing", "rss",
+//            "rssAnon", "heap", "fds"}: the server's tables; the inbox prepares not done yet;
+//            its resident set (VmRSS) and the anonymous part of it (RssAnon), in bytes, after
+//            returning free heap memory to the system (malloc_trim) when trim is true; the
+//            bytes malloc has handed out (-1 when the C library does not tell); and its open
+//            file descriptors
 //   settle   {connections: n, timeout: ms (30000)}  -> the stats (untrimmed), once at most n
-//            clients are connected (the caller included), or after timeout ms: the test waits
-//            for the server to have handled every disconnect without polling
+//            clients are connected (the caller included) and no prepare is pending, or after
+//            timeout ms: the test waits for the server to have handled every disconnect without
+//            polling
 #include <QtNotif/notifier.h>
 #include <QtNotif/server.h>
 
@@ -47,12 +49,6 @@
 using namespace QtNotif;
 
 namespace {
-
-struct Settle
-{
-    Request request;
-    int connections = 0;
-};
 
 void print(const QJsonObject &line)
 {
@@ -108,25 +104,35 @@ int openFiles()
     return fds.exists() ? int(fds.entryList(QDir::AllEntries | QDir::NoDotAndDotDot).size()) : -1;
 }
 
-QJsonObject statsOf(const Server &server)
+// The notifiers, the handlers, and what "settle" waits for.
+class SoakServer
 {
-    return QJsonObject{ { "connections", server.connectionCount() },
-                        { "listens", server.listenCount() },
-                        { "keys", server.keyCount() },
-                        { "rss", statusBytes("VmRSS") },
-                        { "rssAnon", statusBytes("RssAnon") },
-                        { "heap", heapBytes() },
-                        { "fds", openFiles() } };
-}
+public:
+    SoakServer();
+    bool listen();
+    QUrl url() const { return server.serverUrl(); }
 
-} // namespace
+private:
+    void publish(const Request &request);
+    QJsonObject stats() const;
+    // Answers the "settle" requests whose condition holds.
+    void answerSettled();
 
-int main(int argc, char *argv[])
-{
-    raiseFileLimit();
-    QCoreApplication app(argc, argv);
+    struct Settle
+    {
+        Request request;
+        int connections = 0;
+    };
 
     Server server;
+    SimpleNotifier<QString, QJsonObject> *room = nullptr;
+    Notifier<QString, QJsonObject> *inbox = nullptr;
+    int preparing = 0; // inbox prepares not done yet
+    QList<Settle> settling;
+};
+
+SoakServer::SoakServer()
+{
     server.setAuthenticator([](const HandshakeRequest &request) {
         const QString user = request.queryItem("user");
         return user.isEmpty() ? AuthResult::anonymous() : AuthResult::accept(Identity::user(user));
@@ -136,75 +142,111 @@ int main(int argc, char *argv[])
     // of its own with a few listens, and reads what it is sent.
     server.setRequestRate(1e6, 1'000'000);
 
-    auto *room = new SimpleNotifier<QString, QJsonObject>(&server, "room");
-    auto *inbox = new Notifier<QString, QJsonObject>(
+    room = new SimpleNotifier<QString, QJsonObject>(&server, "room");
+    // Notification i is prepared i ms later: the client of a burst receives the first ones and
+    // goes away while the others are still being prepared.
+    inbox = new Notifier<QString, QJsonObject>(
             &server, "inbox",
-            [&server](const Identity &who, const QJsonObject &notif,
-                      Notifier<QString, QJsonObject>::Done done) {
+            [this](const Identity &who, const QJsonObject &notif,
+                   Notifier<QString, QJsonObject>::Done done) {
                 QJsonObject prepared = notif;
                 prepared.insert("to", who.userId());
-                QTimer::singleShot(0, &server,
-                                   [done = std::move(done), prepared] { done(prepared); });
+                ++preparing;
+                QTimer::singleShot(notif.value("i").toInt(), &server,
+                                   [this, done = std::move(done), prepared] {
+                                       done(prepared);
+                                       --preparing;
+                                       answerSettled();
+                                   });
             });
 
-    server.setHandler("publish", [room, inbox](const Request &request) {
-        const QJsonObject payload = request.payload().toObject();
-        const QString name = payload.value("notifier").toString();
-        if (name != "room" && name != "inbox")
-            return request.fail("not_found", "no notifier " + name);
-        const int repeat = payload.value("repeat").toInt(1);
-        const int pad = payload.value("pad").toInt(0);
-        const QJsonValue wave = payload.value("wave");
-        const QJsonArray keys = payload.value("keys").toArray();
-        for (const QJsonValue &keyValue : keys) {
-            const QString key = keyValue.toString();
-            for (int i = 0; i < repeat; ++i) {
-                QJsonObject data{ { "wave", wave }, { "key", key }, { "i", i } };
-                if (pad > 0)
-                    data.insert("pad", QString(pad, u'x'));
-                if (name == "room")
-                    room->notify(key, data);
-                else
-                    inbox->notify(key, data);
-            }
-        }
-        request.reply();
-    });
+    server.setHandler("publish", [this](const Request &request) { publish(request); });
     server.setHandler("echo", [](const Request &request) { request.reply(request.payload()); });
-    server.setHandler("stats", [&server](const Request &request) {
+    server.setHandler("stats", [this](const Request &request) {
 #ifdef Q_OS_LINUX
         if (request.payload().toObject().value("trim").toBool())
             ::malloc_trim(0);
 #endif
-        request.reply(statsOf(server));
+        request.reply(stats());
     });
-
-    QList<Settle> settling;
-    const auto answerSettled = [&server, &settling] {
-        for (auto it = settling.begin(); it != settling.end();) {
-            if (server.connectionCount() <= it->connections) {
-                it->request.reply(statsOf(server));
-                it = settling.erase(it);
-            } else {
-                ++it;
-            }
-        }
-    };
-    QObject::connect(&server, &Server::clientDisconnected, &server, answerSettled);
-    server.setHandler("settle", [&server, &settling, answerSettled](const Request &request) {
+    server.setHandler("settle", [this](const Request &request) {
         const QJsonObject payload = request.payload().toObject();
         settling.append({ request, payload.value("connections").toInt() });
         // Answered with what there is when the clients do not all go: the test says what is
         // left. A reply after the settled one is ignored.
         QTimer::singleShot(payload.value("timeout").toInt(30000), &server,
-                           [&server, request] { request.reply(statsOf(server)); });
+                           [this, request] { request.reply(stats()); });
         answerSettled();
     });
+    QObject::connect(&server, &Server::clientDisconnected, &server, [this] { answerSettled(); });
+}
 
-    if (!server.listen(QHostAddress::LocalHost, 0)) {
-        std::fprintf(stderr, "cannot listen: %s\n", qPrintable(server.errorString()));
-        return 1;
+bool SoakServer::listen()
+{
+    if (server.listen(QHostAddress::LocalHost, 0))
+        return true;
+    std::fprintf(stderr, "cannot listen: %s\n", qPrintable(server.errorString()));
+    return false;
+}
+
+void SoakServer::publish(const Request &request)
+{
+    const QJsonObject payload = request.payload().toObject();
+    const QString name = payload.value("notifier").toString();
+    if (name != "room" && name != "inbox")
+        return request.fail("not_found", "no notifier " + name);
+    const int repeat = payload.value("repeat").toInt(1);
+    const int pad = payload.value("pad").toInt(0);
+    const QJsonValue wave = payload.value("wave");
+    const QJsonArray keys = payload.value("keys").toArray();
+    for (const QJsonValue &keyValue : keys) {
+        const QString key = keyValue.toString();
+        for (int i = 0; i < repeat; ++i) {
+            QJsonObject data{ { "wave", wave }, { "key", key }, { "i", i } };
+            if (pad > 0)
+                data.insert("pad", QString(pad, u'x'));
+            if (name == "room")
+                room->notify(key, data);
+            else
+                inbox->notify(key, data);
+        }
     }
-    print({ { "event", "listening" }, { "url", server.serverUrl().toString() } });
+    request.reply();
+}
+
+QJsonObject SoakServer::stats() const
+{
+    return QJsonObject{ { "connections", server.connectionCount() },
+                        { "listens", server.listenCount() },
+                        { "keys", server.keyCount() },
+                        { "preparing", preparing },
+                        { "rss", statusBytes("VmRSS") },
+                        { "rssAnon", statusBytes("RssAnon") },
+                        { "heap", heapBytes() },
+                        { "fds", openFiles() } };
+}
+
+void SoakServer::answerSettled()
+{
+    for (auto it = settling.begin(); it != settling.end();) {
+        if (server.connectionCount() <= it->connections && preparing == 0) {
+            it->request.reply(stats());
+            it = settling.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+} // namespace
+
+int main(int argc, char *argv[])
+{
+    raiseFileLimit();
+    QCoreApplication app(argc, argv);
+    SoakServer server;
+    if (!server.listen())
+        return 1;
+    print({ { "event", "listening" }, { "url", server.url().toString() } });
     return app.exec();
 }
