@@ -36,6 +36,7 @@
 #include <QtNotif/clientnotifier.h>
 
 #include <QtCore/QElapsedTimer>
+#include <QtCore/QHash>
 #include <QtCore/QJsonArray>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
@@ -73,8 +74,8 @@ constexpr int ConnectingAtOnce = 32;
 constexpr int KeyCount = 16;
 // Notifications per key and wave: ordered, and told apart by "i".
 constexpr int PerKey = 3;
-// The burst the *Delivering clients leave in: per notifier, this many notifications of
-// FloodPad bytes, more than a socket takes at once.
+// The burst the *Delivering clients leave in: per notifier, this many notifications of about
+// FloodPad bytes (100 KiB), which the inbox prepares over 50 ms (see qtnotif_soakserver).
 constexpr int FloodCount = 50;
 constexpr int FloodPad = 2048;
 // What the server may keep from the waves after the first (see the file comment). The heap in
@@ -254,6 +255,12 @@ class LibraryPeer : public Peer
 {
 public:
     using Peer::Peer;
+    // The client goes before the members its signals would reach.
+    ~LibraryPeer() override
+    {
+        if (client)
+            client->disconnect(this);
+    }
 
     void start(const QUrl &url, std::function<void()> done) override
     {
@@ -314,6 +321,8 @@ class RawPeer : public Peer
 {
 public:
     using Peer::Peer;
+    // An open socket aborts when destroyed: not into this half-destroyed peer.
+    ~RawPeer() override { socket.disconnect(this); }
 
     void start(const QUrl &url, std::function<void()> done) override
     {
