@@ -36,6 +36,8 @@ public:
     {
         std::unique_ptr<QWebSocket, DeleteLater> socket;
         bool upgraded = false; // the WebSocket handshake succeeded
+        // Why the TLS handshake failed, when it did.
+        QList<QSslError> sslErrors;
         bool welcomed = false;
         QString id;
         std::chrono::milliseconds heartbeat{ 0 };
@@ -68,6 +70,7 @@ public:
     Client *q;
     QUrl url;
     QString token;
+    QSslConfiguration sslConfiguration = QSslConfiguration::defaultConfiguration();
     bool autoReconnect = true;
     std::chrono::milliseconds initialReconnectDelay{ 500 };
     std::chrono::milliseconds maximumReconnectDelay{ 30000 };

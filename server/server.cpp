@@ -8,6 +8,9 @@
 
 #include <QtCore/QJsonArray>
 #include <QtCore/QJsonObject>
+#include <QtNetwork/QSslKey>
+#include <QtNetwork/QSslServer>
+#include <QtNetwork/QSslSocket>
 
 #ifdef Q_OS_LINUX
 #include <netinet/in.h>
@@ -47,14 +50,24 @@ HandshakeRequest handshakeRequestOf(const QWebSocket &socket)
     return HandshakeRequest(request.url(), headers, socket.peerAddress());
 }
 
+// A failed TLS handshake ends that TCP connection alone, before any WebSocket frame (so
+// without close code).
+void logTlsFailure(QSslSocket *socket, QAbstractSocket::SocketError error)
+{
+    const QHostAddress peer = socket->peerAddress();
+    if (peer.isNull()) // aborted at the handshake timeout, which is not logged either
+        return;
+    if (error == QAbstractSocket::RemoteHostClosedError)
+        qCInfo(lcServer) << peer << "left in the TLS handshake: does it trust the certificate?";
+    else
+        qCInfo(lcServer) << "TLS handshake with" << peer << "failed:" << socket->errorString();
+}
+
 } // namespace
 
-ServerPrivate::ServerPrivate(Server *server)
-    : q(server), webSocketServer(QStringLiteral("qtnotif"), QWebSocketServer::NonSecureMode)
+ServerPrivate::ServerPrivate(Server *server) : q(server)
 {
-    webSocketServer.setSupportedSubprotocols({ QString(Subprotocol) });
-    QObject::connect(&webSocketServer, &QWebSocketServer::newConnection, q,
-                     [this] { onNewConnection(); });
+    makeWebSocketServer(QWebSocketServer::NonSecureMode);
     heartbeat.setInterval(heartbeatInterval);
     QObject::connect(&heartbeat, &QTimer::timeout, q, [this] { onHeartbeat(); });
     registry.setKeyObserver([this](const QString &notifier, const QString &key, bool added) {
@@ -66,6 +79,26 @@ ServerPrivate::ServerPrivate(Server *server)
     cluster.setBackplane(nullptr);
 }
 
+void ServerPrivate::makeWebSocketServer(QWebSocketServer::SslMode mode)
+{
+    auto made = std::make_unique<QWebSocketServer>(QStringLiteral("qtnotif"), mode);
+    made->setSupportedSubprotocols({ QString(Subprotocol) });
+    if (webSocketServer)
+        made->setHandshakeTimeout(webSocketServer->handshakeTimeout());
+    QObject::connect(made.get(), &QWebSocketServer::newConnection, q,
+                     [this] { onNewConnection(); });
+    if (mode == QWebSocketServer::SecureMode) {
+        made->setSslConfiguration(sslConfiguration);
+        // QWebSocketServer tells neither which peer failed its TLS handshake nor that a peer gave
+        // up: the QSslServer it makes as its child does. Were that to change, only the log
+        // lines would be lost.
+        const auto tls = made->findChild<QSslServer *>(QString(), Qt::FindDirectChildrenOnly);
+        if (tls)
+            QObject::connect(tls, &QSslServer::errorOccurred, q, logTlsFailure);
+    }
+    webSocketServer = std::move(made);
+}
+
 Connection *ServerPrivate::connection(ConnectionId id)
 {
     const auto it = connections.find(id);
@@ -74,7 +107,7 @@ Connection *ServerPrivate::connection(ConnectionId id)
 
 void ServerPrivate::onNewConnection()
 {
-    while (QWebSocket *socket = webSocketServer.nextPendingConnection())
+    while (QWebSocket *socket = webSocketServer->nextPendingConnection())
         accept(socket);
 }
 
@@ -441,8 +474,8 @@ Server::~Server()
 
 bool Server::listen(const QHostAddress &address, quint16 port)
 {
-    if (!d->webSocketServer.listen(address, port)) {
-        d->errorString = d->webSocketServer.errorString();
+    if (!d->webSocketServer->listen(address, port)) {
+        d->errorString = d->webSocketServer->errorString();
         qCWarning(lcServer) << "cannot listen on" << address << port << ":" << d->errorString;
         return false;
     }
@@ -453,7 +486,7 @@ bool Server::listen(const QHostAddress &address, quint16 port)
     // (docs/performance.md measured p99 45 ms, and a quarter of the throughput). Linux hands
     // TCP_NODELAY down from the listening socket to every socket it accepts.
     const int on = 1;
-    if (::setsockopt(int(d->webSocketServer.socketDescriptor()), IPPROTO_TCP, TCP_NODELAY, &on,
+    if (::setsockopt(int(d->webSocketServer->socketDescriptor()), IPPROTO_TCP, TCP_NODELAY, &on,
                      sizeof on)
         != 0)
         qCWarning(lcServer) << "cannot set TCP_NODELAY: notifications may wait for ACKs";
@@ -464,7 +497,7 @@ bool Server::listen(const QHostAddress &address, quint16 port)
 
 void Server::close()
 {
-    d->webSocketServer.close();
+    d->webSocketServer->close();
     d->heartbeat.stop();
     QList<ConnectionId> ids;
     for (const auto &entry : d->connections)
@@ -476,22 +509,53 @@ void Server::close()
 
 bool Server::isListening() const
 {
-    return d->webSocketServer.isListening();
+    return d->webSocketServer->isListening();
 }
 
 quint16 Server::serverPort() const
 {
-    return d->webSocketServer.serverPort();
+    return d->webSocketServer->serverPort();
 }
 
 QUrl Server::serverUrl() const
 {
-    return isListening() ? d->webSocketServer.serverUrl() : QUrl();
+    return isListening() ? d->webSocketServer->serverUrl() : QUrl();
 }
 
 QString Server::errorString() const
 {
     return d->errorString;
+}
+
+bool Server::setSslConfiguration(const QSslConfiguration &configuration)
+{
+    const bool secure = !configuration.isNull();
+    const bool switching = secure == d->sslConfiguration.isNull();
+    QString error;
+    if (secure && !QSslSocket::supportsSsl())
+        error = QStringLiteral("Qt has no TLS backend here (%1)").arg(QSslSocket::activeBackend());
+    else if (secure
+             && (configuration.localCertificate().isNull() || configuration.privateKey().isNull()))
+        error = QStringLiteral("the TLS configuration needs a certificate and its private key");
+    else if (switching && isListening())
+        error = QStringLiteral("close() the server before switching between ws:// and wss://");
+    if (!error.isEmpty()) {
+        d->errorString = error;
+        qCWarning(lcServer) << "ignored a TLS configuration:" << error;
+        return false;
+    }
+    d->sslConfiguration = configuration;
+    if (switching)
+        d->makeWebSocketServer(secure ? QWebSocketServer::SecureMode
+                                      : QWebSocketServer::NonSecureMode);
+    else if (secure)
+        d->webSocketServer->setSslConfiguration(configuration);
+    return true;
+}
+
+QSslConfiguration Server::sslConfiguration() const
+{
+    return d->sslConfiguration;
 }
 
 void Server::setAuthenticator(Authenticator authenticator)
@@ -597,12 +661,12 @@ int Server::maxConnectionsPerUser() const
 void Server::setHandshakeTimeout(std::chrono::milliseconds timeout)
 {
     if (isPositiveSetting("handshake timeout", timeout.count()))
-        d->webSocketServer.setHandshakeTimeout(timeout);
+        d->webSocketServer->setHandshakeTimeout(timeout);
 }
 
 std::chrono::milliseconds Server::handshakeTimeout() const
 {
-    return d->webSocketServer.handshakeTimeout();
+    return d->webSocketServer->handshakeTimeout();
 }
 
 void Server::setRequestRate(double perSecond, int burst)
