@@ -99,6 +99,18 @@ void ServerPrivate::makeWebSocketServer(QWebSocketServer::SslMode mode)
     webSocketServer = std::move(made);
 }
 
+bool ServerPrivate::isOriginAllowed(const QString &origin) const
+{
+    // No Origin: not a browser page, which always sends one.
+    if (allowedOrigins.isEmpty() || origin.isEmpty())
+        return true;
+    for (const QString &allowed : allowedOrigins) {
+        if (allowed == u'*' || allowed.compare(origin, Qt::CaseInsensitive) == 0)
+            return true;
+    }
+    return false;
+}
+
 Connection *ServerPrivate::connection(ConnectionId id)
 {
     const auto it = connections.find(id);
@@ -129,6 +141,11 @@ void ServerPrivate::accept(QWebSocket *socket)
     if (socket->subprotocol() != Subprotocol) {
         return refuse(socket, CloseCode::ProtocolViolation,
                       QStringLiteral("offer the WebSocket subprotocol qtnotif.v1"));
+    }
+    // Before the authenticator: a page of another site would come with this site's cookies.
+    if (!isOriginAllowed(socket->origin())) {
+        return refuse(socket, CloseCode::OriginNotAllowed,
+                      QStringLiteral("origin not allowed: %1").arg(socket->origin().left(80)));
     }
     const AuthResult auth
             = authenticator ? authenticator(handshakeRequestOf(*socket)) : AuthResult::anonymous();
@@ -556,6 +573,25 @@ bool Server::setSslConfiguration(const QSslConfiguration &configuration)
 QSslConfiguration Server::sslConfiguration() const
 {
     return d->sslConfiguration;
+}
+
+void Server::setAllowedOrigins(const QStringList &origins)
+{
+    for (const QString &origin : origins) {
+        const QUrl url(origin);
+        if (origin != u'*'
+            && (url.scheme().isEmpty() || url.host().isEmpty() || !url.path().isEmpty()
+                || url.hasQuery())) {
+            qCWarning(lcServer) << "the allowed origin" << origin
+                                << "matches no browser's Origin (scheme://host[:port])";
+        }
+    }
+    d->allowedOrigins = origins;
+}
+
+QStringList Server::allowedOrigins() const
+{
+    return d->allowedOrigins;
 }
 
 void Server::setAuthenticator(Authenticator authenticator)

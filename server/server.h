@@ -66,6 +66,16 @@ public:
     bool setSslConfiguration(const QSslConfiguration &configuration);
     QSslConfiguration sslConfiguration() const;
 
+    // The origins whose browser pages may connect, as browsers send them in the Origin header:
+    // scheme://host, plus :port when not the scheme's default ("https://chat.example.com").
+    // They are compared ignoring case; "*" allows every origin. A handshake from any other
+    // origin is refused with close code 4403. A handshake without Origin (a program, not a
+    // page: the client library sends none) is allowed: the check keeps other sites' pages from
+    // using a visitor's cookies here, it does not stop a script. Empty, the default, allows
+    // every origin.
+    void setAllowedOrigins(const QStringList &origins);
+    QStringList allowedOrigins() const;
+
     // Decides who a client is at the handshake. The default accepts everyone as anonymous.
     void setAuthenticator(Authenticator authenticator);
     // The server-wide listen authoriser; the default allows every listen.
@@ -167,7 +177,8 @@ Q_SIGNALS:
     void clientConnected(QtNotif::ConnectionId connection, const QtNotif::Identity &identity);
     // A client connection ended; its listens are already removed.
     void clientDisconnected(QtNotif::ConnectionId connection);
-    // The authenticator refused a client (or it did not speak qtnotif.v1).
+    // The server refused a client at the handshake: the authenticator did, or the client did
+    // not speak qtnotif.v1, came from an origin not allowed, or held too many connections.
     void clientRefused(const QString &reason);
 
 private:

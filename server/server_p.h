@@ -92,6 +92,7 @@ public:
     // another (makeWebSocketServer()).
     std::unique_ptr<QWebSocketServer> webSocketServer;
     QSslConfiguration sslConfiguration; // null: ws://
+    QStringList allowedOrigins;
     Registry registry;
     Cluster cluster{ this };
     std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections;
@@ -113,6 +114,7 @@ public:
     int requestBurst = 40;
 
 private:
+    bool isOriginAllowed(const QString &origin) const;
     void onNewConnection();
     void accept(QWebSocket *socket);
     void closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason);

@@ -1,5 +1,5 @@
-// wss:// (Server::setSslConfiguration(), Client::setSslConfiguration()), over real sockets on
-// loopback. initTestCase() makes a throwaway PKI with the openssl
+// wss:// (Server::setSslConfiguration(), Client::setSslConfiguration()) and the Origin
+// allow-list, over real sockets on loopback. initTestCase() makes a throwaway PKI with the openssl
 // command line in a temporary directory: a CA; server certificates it signs for 127.0.0.1 and
 // localhost (valid, and expired), and for another host; a client certificate; and an unrelated
 // second CA.
@@ -47,6 +47,10 @@ private Q_SLOTS:
     void plainClientToTlsServerFailsCleanly();
     void renewedCertificateTakesEffectWithoutRestart();
     void clientCertificates();
+    void origins_data();
+    void origins();
+    void clientLibrarySendsNoOrigin();
+    void allowedOriginWithAPathIsWarnedAbout();
 
 private:
     QString path(const QString &name) const { return m_dir.filePath(name); }
@@ -422,6 +426,81 @@ void tst_Tls::clientCertificates()
     aliceTls.setPrivateKey(QSslKey(&key, QSsl::Ec));
     alice->setSslConfiguration(aliceTls);
     QVERIFY2(openAndWait(*alice), qPrintable(alice->errorString()));
+}
+
+void tst_Tls::origins_data()
+{
+    QTest::addColumn<QStringList>("allowed");
+    QTest::addColumn<QByteArray>("origin"); // empty: no Origin header
+    QTest::addColumn<bool>("accepted");
+
+    const QStringList app{ "https://app.example" };
+    QTest::addRow("default: any") << QStringList() << QByteArray("https://evil.example") << true;
+    QTest::addRow("listed") << app << QByteArray("https://app.example") << true;
+    QTest::addRow("case aside") << QStringList{ "https://App.Example" }
+                                << QByteArray("https://app.example") << true;
+    QTest::addRow("second entry") << QStringList{ "https://a.example", "https://b.example:8443" }
+                                  << QByteArray("https://b.example:8443") << true;
+    QTest::addRow("wildcard") << QStringList{ "*" } << QByteArray("https://evil.example") << true;
+    QTest::addRow("no Origin: not a page") << app << QByteArray() << true;
+    QTest::addRow("another site") << app << QByteArray("https://evil.example") << false;
+    QTest::addRow("another port") << app << QByteArray("https://app.example:8443") << false;
+    QTest::addRow("another scheme") << app << QByteArray("http://app.example") << false;
+    QTest::addRow("a subdomain") << app << QByteArray("https://x.app.example") << false;
+    QTest::addRow("opaque origin") << app << QByteArray("null") << false;
+}
+
+void tst_Tls::origins()
+{
+    QFETCH(QStringList, allowed);
+    QFETCH(QByteArray, origin);
+    QFETCH(bool, accepted);
+    server->setAllowedOrigins(allowed);
+    QCOMPARE(server->allowedOrigins(), allowed);
+    bool authenticated = false;
+    server->setAuthenticator([&](const HandshakeRequest &) {
+        authenticated = true;
+        return AuthResult::anonymous();
+    });
+    QSignalSpy refused(server.get(), &Server::clientRefused);
+
+    TestPeer peer;
+    peer.socket.setSslConfiguration(clientTls("ca"));
+    QList<QPair<QByteArray, QByteArray>> headers;
+    if (!origin.isEmpty())
+        headers.append({ "Origin", origin });
+    QVERIFY(peer.open(server->serverUrl(), headers, { "qtnotif.v1" }, accepted));
+    if (accepted) {
+        QCOMPARE(server->connectionCount(), 1);
+        QCOMPARE(refused.size(), 0);
+        return;
+    }
+    QCOMPARE(int(peer.socket.closeCode()), 4403);
+    QCOMPARE(peer.socket.closeReason(), "origin not allowed: " + QString::fromLatin1(origin));
+    QVERIFY(peer.framesOf("welcome").isEmpty());
+    QCOMPARE(refused.size(), 1);
+    // Checked before the authenticator, which would see the other site's cookies.
+    QVERIFY(!authenticated);
+    QCOMPARE(server->connectionCount(), 0);
+}
+
+void tst_Tls::clientLibrarySendsNoOrigin()
+{
+    server->setAllowedOrigins({ "https://app.example" });
+    QString origin = "unset";
+    server->setAuthenticator([&](const HandshakeRequest &request) {
+        origin = QString::fromLatin1(request.header("origin"));
+        return AuthResult::anonymous();
+    });
+    QVERIFY(openAndWait(*makeClient()));
+    QCOMPARE(origin, QString());
+}
+
+void tst_Tls::allowedOriginWithAPathIsWarnedAbout()
+{
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("https://app.example/chat.*matches no"));
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("app.example\".*matches no"));
+    server->setAllowedOrigins({ "https://app.example/chat", "app.example", "https://ok.example" });
 }
 
 QTEST_GUILESS_MAIN(tst_Tls)
