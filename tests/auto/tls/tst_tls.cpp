@@ -20,6 +20,11 @@
 #include <QtTest/QSignalSpy>
 #include <QtTest/QTest>
 
+#ifdef QTNOTIF_QML_IMPORT_DIR
+#include <QtQml/QQmlComponent>
+#include <QtQml/QQmlEngine>
+#endif
+
 #include <memory>
 
 using namespace QtNotif;
@@ -51,6 +56,7 @@ private Q_SLOTS:
     void origins();
     void clientLibrarySendsNoOrigin();
     void allowedOriginWithAPathIsWarnedAbout();
+    void qmlClientCaCertificates();
 
 private:
     QString path(const QString &name) const { return m_dir.filePath(name); }
@@ -501,6 +507,37 @@ void tst_Tls::allowedOriginWithAPathIsWarnedAbout()
     QTest::ignoreMessage(QtWarningMsg, QRegularExpression("https://app.example/chat.*matches no"));
     QTest::ignoreMessage(QtWarningMsg, QRegularExpression("app.example\".*matches no"));
     server->setAllowedOrigins({ "https://app.example/chat", "app.example", "https://ok.example" });
+}
+
+void tst_Tls::qmlClientCaCertificates()
+{
+#ifdef QTNOTIF_QML_IMPORT_DIR
+    QQmlEngine engine;
+    engine.addImportPath(QTNOTIF_QML_IMPORT_DIR);
+    QQmlComponent component(&engine);
+    component.setData("import QtNotif\nClient { active: true }", QUrl());
+    std::unique_ptr<QObject> object(component.createWithInitialProperties(
+            { { "url", server->serverUrl() },
+              { "caCertificates", QUrl::fromLocalFile(path("ca.pem")) } }));
+    QVERIFY2(object, qPrintable(component.errorString()));
+    auto *client = qobject_cast<Client *>(object.get());
+    QVERIFY(client);
+    client->setReconnectDelays(20ms, 200ms);
+    QTRY_COMPARE(client->state(), State::Connected);
+
+    // A file without certificates trusts nothing (and says so).
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("no PEM certificate in"));
+    QVERIFY(client->setProperty("caCertificates", QUrl::fromLocalFile(path("missing.pem"))));
+    client->setProperty("active", false);
+    client->setProperty("active", true);
+    QTRY_COMPARE(client->error(), Client::Error::SslError);
+
+    // Back to the CA file: welcomed on the next attempt.
+    QVERIFY(client->setProperty("caCertificates", QUrl::fromLocalFile(path("ca.pem"))));
+    QTRY_COMPARE(client->state(), State::Connected);
+#else
+    QSKIP("built without the QML module");
+#endif
 }
 
 QTEST_GUILESS_MAIN(tst_Tls)
