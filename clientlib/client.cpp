@@ -48,7 +48,7 @@ ClientPrivate::ClientPrivate(Client *client) : q(client)
     reconnectTimer.setSingleShot(true);
     // A coarse timer may fire 5% early: the backoff's waits are minimums, as documented.
     reconnectTimer.setTimerType(Qt::PreciseTimer);
-    QObject::connect(&reconnectTimer, &QTimer::timeout, q, [this] { openSocket(); });
+    QObject::connect(&reconnectTimer, &QTimer::timeout, q, [this] { startAttempt(); });
     QObject::connect(&watchdog, &QTimer::timeout, q, [this] { onWatchdog(); });
 }
 
@@ -65,6 +65,52 @@ void ClientPrivate::setState(Client::State newState)
         Q_EMIT q->connected();
     else if (wasConnected)
         Q_EMIT q->disconnected();
+}
+
+void ClientPrivate::startAttempt()
+{
+    if (tokenStale)
+        requestToken();
+    else
+        openSocket();
+}
+
+void ClientPrivate::requestToken()
+{
+    awaitingToken = true;
+    if (!tokenProvider) {
+        qCInfo(lcClient) << "waiting for a fresh token (setToken())";
+        return;
+    }
+    const quint64 request = ++tokenRequest;
+    const auto current = [this, request] { return awaitingToken && request == tokenRequest; };
+    tokenProvider()
+            .then(q,
+                  [this, current](const QString &fresh) {
+                      if (!current())
+                          return;
+                      if (fresh.isEmpty())
+                          return tokenRequestFailed(Client::tr("the token provider gave none"));
+                      q->setToken(fresh);
+                  })
+            .onCanceled(q,
+                        [this, current] {
+                            if (current())
+                                tokenRequestFailed(Client::tr("the token request was canceled"));
+                        })
+            .onFailed(q, [this, current] {
+                if (current())
+                    tokenRequestFailed(Client::tr("the token provider failed"));
+            });
+}
+
+void ClientPrivate::tokenRequestFailed(const QString &why)
+{
+    qCWarning(lcClient) << why << "; trying again later";
+    awaitingToken = false;
+    errorString = why;
+    Q_EMIT q->errorChanged();
+    reconnectTimer.start(nextReconnectWait());
 }
 
 void ClientPrivate::openSocket()
@@ -148,15 +194,22 @@ void ClientPrivate::connectionLost(Client::Error reason, const QString &message)
     // too: retrying would only load the server. The application fixes the cause and calls open().
     const bool retry = autoReconnect && reason != Client::Error::AuthenticationError
                        && reason != Client::Error::ProtocolError;
-    if (retry) {
+    const bool expired = reason == Client::Error::TokenExpired;
+    tokenStale = expired;
+    // A token that expired on a live connection is renewed at once; one refused at the
+    // handshake (a provider handing out stale tokens, clocks apart) after the backoff.
+    const bool renewNow = retry && expired && lost->welcomed;
+    if (retry && !renewNow)
         reconnectTimer.start(nextReconnectWait());
-        setState(Client::State::Reconnecting);
-    } else {
-        setState(Client::State::Disconnected);
-    }
+    setState(retry ? Client::State::Reconnecting : Client::State::Disconnected);
     Q_EMIT q->errorChanged();
     Q_EMIT q->errorOccurred(reason);
+    if (expired)
+        Q_EMIT q->tokenExpired();
     failCalls(*lost);
+    // Unless a slot of the signals above gave a token, or closed the client.
+    if (renewNow && tokenStale && state == Client::State::Reconnecting && !connection)
+        requestToken();
 }
 
 void ClientPrivate::onSocketLost()
@@ -184,6 +237,8 @@ void ClientPrivate::onSocketLost()
         return connectionLost(Client::Error::ProtocolError, reason);
     case CloseCode::HeartbeatTimeout:
         return connectionLost(Client::Error::HeartbeatTimeout, reason);
+    case CloseCode::CredentialsExpired:
+        return connectionLost(Client::Error::TokenExpired, reason);
     default:
         // Without a close frame (the server died, the network broke), the socket has an error
         // and closeCode() means nothing.
@@ -414,10 +469,22 @@ QString Client::token() const
 
 void Client::setToken(const QString &token)
 {
-    if (d->token == token)
-        return;
-    d->token = token;
-    Q_EMIT tokenChanged();
+    if (d->token != token) {
+        d->token = token;
+        Q_EMIT tokenChanged();
+    }
+    // Even the same token: the application says it is the one to use now.
+    d->tokenStale = false;
+    if (d->awaitingToken && d->state != State::Disconnected && !d->connection) {
+        d->awaitingToken = false;
+        d->reconnectTimer.stop();
+        d->openSocket();
+    }
+}
+
+void Client::setTokenProvider(TokenProvider provider)
+{
+    d->tokenProvider = std::move(provider);
 }
 
 QSslConfiguration Client::sslConfiguration() const
@@ -441,8 +508,9 @@ void Client::setAutoReconnect(bool enabled)
         return;
     d->autoReconnect = enabled;
     Q_EMIT autoReconnectChanged();
-    if (!enabled && d->reconnectTimer.isActive()) {
+    if (!enabled && !d->connection && d->state == State::Reconnecting) {
         d->reconnectTimer.stop();
+        d->awaitingToken = false;
         d->setState(State::Disconnected);
     }
 }
@@ -519,8 +587,11 @@ void Client::open()
     if (d->state != State::Disconnected)
         return;
     d->setState(State::Connecting);
-    if (d->state == State::Connecting && !d->connection) // unless a slot closed it again
-        d->openSocket();
+    if (d->state != State::Connecting || d->connection) // a slot closed or opened it again
+        return;
+    if (d->token.isEmpty() && d->tokenProvider)
+        d->tokenStale = true;
+    d->startAttempt();
 }
 
 void Client::close()
@@ -529,6 +600,7 @@ void Client::close()
         return;
     d->reconnectTimer.stop();
     d->reconnectDelay = d->initialReconnectDelay;
+    d->awaitingToken = false;
     const auto closed = d->takeConnection(ClientPrivate::Closing::Graceful);
     d->setState(State::Disconnected);
     if (closed)

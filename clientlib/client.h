@@ -4,6 +4,7 @@
 #include <QtNotif/clientnotifier.h>
 #include <QtNotif/qtnotif_client_export.h>
 
+#include <QtCore/QFuture>
 #include <QtCore/QJsonValue>
 #include <QtCore/QObject>
 #include <QtCore/QString>
@@ -12,6 +13,7 @@
 #include <QtNetwork/QSslConfiguration>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -26,8 +28,13 @@ class ClientPrivate;
 // notifiers want. The application sees state changes, never lost listens.
 //
 // Set url (and token), listen with notifier(name)->listen(key) and call open(), in any order.
-// url and token take effect at the next connection. A Client, its notifiers and its call
-// replies live in the thread that created the Client.
+// url and token take effect at the next connection.
+//
+// Tokens that expire: when the server closes the connection because its token expired (close
+// code 4419, or a handshake refused with it), the client emits tokenExpired() and waits for a
+// fresh token: from the token provider when one is set, or from setToken() (in a slot of
+// tokenExpired(), say, or later). It then reconnects at once and listens again. A Client, its
+// notifiers and its call replies live in the thread that created the Client.
 class QTNOTIF_CLIENT_EXPORT Client : public QObject
 {
     Q_OBJECT
@@ -58,6 +65,7 @@ public:
         SslError = 3,              // the TLS handshake failed: an untrusted certificate, say
         AuthenticationError = 256, // the server's authenticator refused (close code 4401)
         ProtocolError = 257,       // the peers do not agree on qtnotif.v1 (close code 4400, ...)
+        TokenExpired = 258,        // the token expired (close code 4419): a fresh one is needed
     };
     Q_ENUM(Error)
 
@@ -70,7 +78,16 @@ public:
     void setUrl(const QUrl &url);
     // Sent as "Authorization: Bearer <token>" at the handshake when not empty.
     QString token() const;
+    // While the client waits for a fresh token (after tokenExpired()), a new token reconnects
+    // at once.
     void setToken(const QString &token);
+    // Where fresh tokens come from: called when the token has expired, and by open() when no
+    // token is set. The future's result becomes the token; an empty result, a failed or a
+    // canceled future is tried again after the reconnect delay. Called on the client's thread;
+    // the future may finish on any thread.
+    //   client.setTokenProvider([&auth] { return auth.fetchToken(); }); // QFuture<QString>
+    using TokenProvider = std::function<QFuture<QString>()>;
+    void setTokenProvider(TokenProvider provider);
     // The TLS settings of wss:// connections, taking effect at the next connection. Qt's
     // default verifies the server's certificate against the system's CA certificates and the
     // URL's host name; to trust a private CA instead:
@@ -160,6 +177,9 @@ Q_SIGNALS:
     void errorChanged();
     // Something went wrong with the connection; error() and errorString() say what.
     void errorOccurred(QtNotif::Client::Error error);
+    // The server closed the connection, or refused it, because the token has expired. Unless a
+    // token provider is set, give the client a fresh token with setToken(): it reconnects then.
+    void tokenExpired();
 
 private:
     friend class ClientPrivate;

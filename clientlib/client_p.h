@@ -58,6 +58,8 @@ public:
     void sendUnlisten(ClientNotifier *notifier, const QJsonValue &key);
     CallReply *call(const QString &method, const QJsonValue &payload);
 
+    // Connects, after asking the token provider for a fresh token when the token is stale.
+    void startAttempt();
     void openSocket();
     // Detaches the connection from this client (no more signals from its socket) and closes
     // its socket.
@@ -70,6 +72,13 @@ public:
     Client *q;
     QUrl url;
     QString token;
+    Client::TokenProvider tokenProvider;
+    // The token was refused as expired (or none is set while a provider is): the next attempt
+    // needs a fresh one.
+    bool tokenStale = false;
+    // No attempt runs until a fresh token comes (from the provider or from setToken()).
+    bool awaitingToken = false;
+    quint64 tokenRequest = 0; // tells the provider's current answer from late ones
     QSslConfiguration sslConfiguration = QSslConfiguration::defaultConfiguration();
     bool autoReconnect = true;
     std::chrono::milliseconds initialReconnectDelay{ 500 };
@@ -106,6 +115,9 @@ private:
     // Sends a listen for every wanted key of every notifier.
     void listenAll();
     std::chrono::milliseconds nextReconnectWait();
+    // Asks the token provider for a fresh token, or waits for setToken() without one.
+    void requestToken();
+    void tokenRequestFailed(const QString &why);
 };
 
 } // namespace QtNotif

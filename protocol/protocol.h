@@ -19,6 +19,9 @@ inline constexpr int Version = 1;
 
 // The WebSocket subprotocol a client must offer and the server selects.
 inline constexpr QLatin1String Subprotocol("qtnotif.v1");
+// A client that cannot set headers (a browser) may offer its token as one more subprotocol,
+// "qtnotif.bearer.<token>", after qtnotif.v1. The server never selects it.
+inline constexpr QLatin1String TokenSubprotocolPrefix("qtnotif.bearer.");
 
 // The "op" of every frame.
 namespace Op {
@@ -71,6 +74,7 @@ enum CloseCode : quint16 {
     OriginNotAllowed = 4403,      // a browser page of an origin the server does not allow
     HeartbeatTimeout = 4408,      // nothing heard from the peer for two heartbeat intervals
     SlowClient = 4413,            // the client does not read: too many bytes wait to be sent to it
+    CredentialsExpired = 4419,    // the token expired (or was already expired at the handshake)
     TooManyConnections = 4429,    // the user already holds the most connections the server allows
 };
 

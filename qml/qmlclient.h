@@ -11,7 +11,8 @@ namespace QtNotif {
 // Client in QML: a QtNotif::Client (url, token, state, identity, errorString, autoReconnect,
 // ...) that connects while `active` is true, as QtWebSockets' WebSocket element does.
 //
-//     Client { id: client; url: "ws://127.0.0.1:8080"; token: session.token; active: true }
+//     Client { id: client; url: "ws://127.0.0.1:8080"; token: session.token; active: true
+//              onTokenExpired: session.refresh() }
 //
 // Lives in the QML engine's thread.
 class QmlClient : public Client, public QQmlParserStatus

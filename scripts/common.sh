@@ -5,10 +5,10 @@ QTNOTIF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QTNOTIF_BUILD_DIR=${QTNOTIF_BUILD_DIR:-$QTNOTIF_ROOT/build}
 
 # The Debian packages the build and the tests need. The server links hiredis (the Redis
-# backplane); the cluster tests run a real redis-server, and nginx in front of the demo nodes;
-# the TLS tests make their certificates with openssl.
+# backplane) and libjwt (JwtAuthenticator); the cluster tests run a real redis-server, and nginx
+# in front of the demo nodes; the JWT and TLS tests make their keys and certificates with openssl.
 QTNOTIF_PACKAGES=(
-    cmake ninja-build g++ pkg-config libhiredis-dev redis-server nginx-light openssl
+    cmake ninja-build g++ pkg-config libhiredis-dev libjwt-dev openssl redis-server nginx-light
     qt6-base-dev qt6-base-dev-tools qt6-websockets-dev libgl-dev
     qt6-declarative-dev qt6-declarative-dev-tools
     qml6-module-qtqml qml6-module-qtqml-models qml6-module-qtqml-workerscript qml6-module-qtquick

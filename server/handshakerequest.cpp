@@ -51,4 +51,20 @@ QByteArray HandshakeRequest::bearerToken() const
     return authorization.mid(sizeof(prefix) - 1).trimmed();
 }
 
+QList<QByteArray> HandshakeRequest::subprotocols() const
+{
+    // Sec-WebSocket-Protocol: a, b (possibly over several header lines)
+    QList<QByteArray> offered;
+    for (const auto &[name, value] : m_headers) {
+        if (name.compare("Sec-WebSocket-Protocol", Qt::CaseInsensitive) != 0)
+            continue;
+        const QList<QByteArray> parts = value.split(',');
+        for (const QByteArray &part : parts) {
+            if (const QByteArray trimmed = part.trimmed(); !trimmed.isEmpty())
+                offered.append(trimmed);
+        }
+    }
+    return offered;
+}
+
 } // namespace QtNotif

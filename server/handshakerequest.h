@@ -30,6 +30,8 @@ public:
     QByteArray cookie(const QByteArray &name) const;
     // The token of an "Authorization: Bearer <token>" header; null when absent.
     QByteArray bearerToken() const;
+    // The WebSocket subprotocols the client offered (Sec-WebSocket-Protocol), in its order.
+    QList<QByteArray> subprotocols() const;
 
 private:
     QUrl m_url;

@@ -12,6 +12,8 @@
 #include <QtNetwork/QSslServer>
 #include <QtNetwork/QSslSocket>
 
+#include <algorithm>
+
 #ifdef Q_OS_LINUX
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -70,6 +72,9 @@ ServerPrivate::ServerPrivate(Server *server) : q(server)
     makeWebSocketServer(QWebSocketServer::NonSecureMode);
     heartbeat.setInterval(heartbeatInterval);
     QObject::connect(&heartbeat, &QTimer::timeout, q, [this] { onHeartbeat(); });
+    expiryTimer.setSingleShot(true);
+    expiryTimer.setTimerType(Qt::PreciseTimer);
+    QObject::connect(&expiryTimer, &QTimer::timeout, q, [this] { onExpiry(); });
     registry.setKeyObserver([this](const QString &notifier, const QString &key, bool added) {
         if (added)
             cluster.keyAdded(notifier, key);
@@ -149,6 +154,14 @@ void ServerPrivate::accept(QWebSocket *socket)
     }
     const AuthResult auth
             = authenticator ? authenticator(handshakeRequestOf(*socket)) : AuthResult::anonymous();
+    const bool expired = auth.isExpired()
+                         || (auth.isAccepted() && auth.expiresAt().isValid()
+                             && auth.expiresAt() <= QDateTime::currentDateTimeUtc());
+    if (expired) {
+        return refuse(socket, CloseCode::CredentialsExpired,
+                      auth.reason().isEmpty() ? QStringLiteral("token expired") : auth.reason(),
+                      auth.identity().userId());
+    }
     if (!auth.isAccepted()) {
         return refuse(socket, CloseCode::AuthenticationRefused,
                       auth.reason().isEmpty() ? QStringLiteral("authentication refused")
@@ -169,6 +182,11 @@ void ServerPrivate::accept(QWebSocket *socket)
     owned->lastHeard.start();
     owned->requestTokens = requestBurst;
     owned->requestClock.start();
+    if (auth.expiresAt().isValid()) {
+        owned->expiry = expiries.emplace(auth.expiresAt().toMSecsSinceEpoch(), id);
+        if (*owned->expiry == expiries.begin())
+            scheduleExpiry();
+    }
     socket->setMaxAllowedIncomingMessageSize(quint64(maxFrameSize));
     socket->setMaxAllowedIncomingFrameSize(quint64(maxFrameSize));
 
@@ -233,6 +251,8 @@ QWebSocket *ServerPrivate::removeConnection(ConnectionId id)
         return nullptr;
     const Identity identity = it->second->identity;
     QWebSocket *socket = it->second->socket.release();
+    if (it->second->expiry)
+        expiries.erase(*it->second->expiry);
     connections.erase(it);
     listenersRemoved(id, identity, registry.removeConnection(id));
     Q_EMIT q->clientDisconnected(id);
@@ -447,6 +467,32 @@ void ServerPrivate::onHeartbeat()
         qCInfo(lcServer) << "connection" << id << "silent for two heartbeats: closing";
         dropConnection(id, CloseCode::HeartbeatTimeout, QStringLiteral("heartbeat timeout"));
     }
+}
+
+void ServerPrivate::onExpiry()
+{
+    const qint64 now = QDateTime::currentMSecsSinceEpoch();
+    QList<ConnectionId> expired;
+    for (auto it = expiries.begin(); it != expiries.end() && it->first <= now; ++it)
+        expired.append(it->second);
+    for (ConnectionId id : expired) {
+        qCInfo(lcServer) << "connection" << id << "credentials expired: closing";
+        dropConnection(id, CloseCode::CredentialsExpired, QStringLiteral("token expired"));
+    }
+    scheduleExpiry();
+}
+
+void ServerPrivate::scheduleExpiry()
+{
+    if (expiries.empty()) {
+        expiryTimer.stop();
+        return;
+    }
+    // The wall clock may move: onExpiry() compares with it again, and waits more if early. A
+    // day at most, well within QTimer's range.
+    constexpr qint64 Day = 24 * 60 * 60 * 1000;
+    const qint64 wait = expiries.begin()->first - QDateTime::currentMSecsSinceEpoch();
+    expiryTimer.start(int(std::clamp<qint64>(wait, 0, Day)));
 }
 
 void ServerPrivate::registerNotifier(AbstractNotifier *notifier)

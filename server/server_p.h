@@ -14,7 +14,9 @@
 #include <QtWebSockets/QWebSocketServer>
 
 #include <deque>
+#include <map>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 namespace QtNotif {
@@ -36,6 +38,9 @@ struct PendingNotif
     QString text;
 };
 
+// When connections' credentials expire: milliseconds since the epoch, earliest first.
+using Expiries = std::multimap<qint64, ConnectionId>;
+
 // One welcomed client connection.
 struct Connection
 {
@@ -52,6 +57,8 @@ struct Connection
     // Token bucket of upstream requests: refilled at requestRate per second up to requestBurst.
     double requestTokens = 0;
     QElapsedTimer requestClock;
+    // This connection's entry in ServerPrivate::expiries, when its credentials expire.
+    std::optional<Expiries::iterator> expiry;
 };
 
 class ServerPrivate
@@ -101,6 +108,8 @@ public:
     Authenticator authenticator;
     ListenAuthorizer listenAuthorizer;
     QTimer heartbeat;
+    Expiries expiries;
+    QTimer expiryTimer; // fires at the earliest expiry
     ConnectionId lastId = 0;
     QString errorString;
 
@@ -124,6 +133,9 @@ private:
                 const QString &userId = QString());
     void onTextMessage(ConnectionId id, const QString &message);
     void onHeartbeat();
+    // Closes the connections whose credentials have expired (4419), then waits for the next.
+    void onExpiry();
+    void scheduleExpiry();
     void handleListen(Connection &connection, const Protocol::ClientFrame &frame);
     void handleUnlisten(Connection &connection, const Protocol::ClientFrame &frame);
     void handleRequest(Connection &connection, const Protocol::ClientFrame &frame);

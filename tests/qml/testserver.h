@@ -1,12 +1,13 @@
 // The server the QML tests talk to: a QtNotif::Server on loopback with two notifiers whose keys
 // and notifications are any JSON, an "echo" handler, and an authenticator taking the bearer
-// token as the user name. QML drives it through the invokables below.
+// token as the user name (with an optional lifetime). QML drives it through the invokables below.
 #pragma once
 
 #include <QtNotif/codec.h>
 #include <QtNotif/notifier.h>
 #include <QtNotif/server.h>
 
+#include <QtCore/QDateTime>
 #include <QtQml/QJSValue>
 
 #include <memory>
@@ -65,10 +66,16 @@ private:
     {
         m_server.reset(); // before the new one binds the same port
         m_server = std::make_unique<QtNotif::Server>();
+        // "alice" is alice for ever; "alice+300" is alice for 300 ms.
         m_server->setAuthenticator([](const QtNotif::HandshakeRequest &request) {
-            const QString user = QString::fromUtf8(request.bearerToken());
-            return user.isEmpty() ? QtNotif::AuthResult::anonymous()
-                                  : QtNotif::AuthResult::accept(QtNotif::Identity::user(user));
+            const QStringList token = QString::fromUtf8(request.bearerToken()).split(u'+');
+            if (token.first().isEmpty())
+                return QtNotif::AuthResult::anonymous();
+            const QDateTime expiresAt
+                    = token.size() > 1
+                              ? QDateTime::currentDateTimeUtc().addMSecs(token.at(1).toInt())
+                              : QDateTime();
+            return QtNotif::AuthResult::accept(QtNotif::Identity::user(token.first()), expiresAt);
         });
         m_server->setListenAuthorizer(
                 [](const QtNotif::Identity &, const QString &, const QJsonValue &key) {

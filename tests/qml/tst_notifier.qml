@@ -171,6 +171,30 @@ TestCase {
         tryCompare(events, "count", 1)
     }
 
+    // A binding gives the client its fresh token: it reconnects and listens again, and the keys
+    // never change.
+    function test_tokenExpiredThenRenewedByABinding() {
+        const session = createTemporaryQmlObject(
+                "import QtQml; QtObject { property string token: 'alice+300' }", test)
+        const client = createTemporaryObject(clientComponent, test,
+                                             { token: Qt.binding(() => session.token) })
+        const notifier = createTemporaryObject(notifierComponent, test,
+                                               { client: client, keys: ["lobby"] })
+        const expired = spy(client, "tokenExpired")
+        const keysChanged = spy(notifier, "keysChanged")
+        tryCompare(client, "state", Client.Connected)
+        tryVerify(() => listeners("lobby") === 1)
+        tryCompare(expired, "count", 1)
+        compare(client.error, Client.TokenExpired)
+        compare(client.state, Client.Reconnecting)
+        session.token = "alice"
+        tryCompare(client, "state", Client.Connected)
+        tryVerify(() => listeners("lobby") === 1)
+        compare(notifier.keys, ["lobby"])
+        compare(keysChanged.count, 0)
+        compare(client.userId, "alice")
+    }
+
     function test_callWithCallback() {
         const client = connectedClient()
         const notifier = createTemporaryObject(notifierComponent, test, { client: client })
