@@ -129,6 +129,8 @@ void ClientPrivate::openSocket()
     QObject::connect(socket, &QWebSocket::textMessageReceived, q,
                      [this](const QString &text) { onTextMessage(text); });
     QObject::connect(socket, &QWebSocket::pong, q, [this] { connection->lastHeard.restart(); });
+    QObject::connect(socket, &QWebSocket::sslErrors, q,
+                     [this](const QList<QSslError> &errors) { connection->sslErrors = errors; });
     QObject::connect(socket, &QWebSocket::disconnected, q, [this] { onSocketLost(); });
     // Some failures (an invalid URL, say) come as an error without disconnected(). Qt 6.4 names
     // the signal error(); 6.5 renamed it errorOccurred().
@@ -138,6 +140,7 @@ void ClientPrivate::openSocket()
                              onSocketLost();
                      });
 
+    socket->setSslConfiguration(sslConfiguration);
     QNetworkRequest request(url);
     if (!token.isEmpty())
         request.setRawHeader(QByteArrayLiteral("Authorization"), "Bearer " + token.toUtf8());
@@ -212,8 +215,19 @@ void ClientPrivate::connectionLost(Client::Error reason, const QString &message)
 void ClientPrivate::onSocketLost()
 {
     const QWebSocket &socket = *connection->socket;
-    if (!connection->upgraded) // refused, unreachable, or not a WebSocket server
+    if (!connection->upgraded) { // refused, unreachable, not trusted, or not a WebSocket server
+        // Nothing was sent yet (the token goes with the WebSocket handshake, after TLS's).
+        if (!connection->sslErrors.isEmpty()) {
+            QStringList errors;
+            for (const QSslError &error : std::as_const(connection->sslErrors))
+                errors.append(error.errorString());
+            return connectionLost(Client::Error::SslError,
+                                  Client::tr("TLS: %1").arg(errors.join(QLatin1String("; "))));
+        }
+        if (socket.error() == QAbstractSocket::SslHandshakeFailedError)
+            return connectionLost(Client::Error::SslError, socket.errorString());
         return connectionLost(Client::Error::ConnectionError, socket.errorString());
+    }
     const QString reason = socket.closeReason();
     const quint16 code = socket.closeCode();
     switch (code) {
@@ -471,6 +485,16 @@ void Client::setToken(const QString &token)
 void Client::setTokenProvider(TokenProvider provider)
 {
     d->tokenProvider = std::move(provider);
+}
+
+QSslConfiguration Client::sslConfiguration() const
+{
+    return d->sslConfiguration;
+}
+
+void Client::setSslConfiguration(const QSslConfiguration &configuration)
+{
+    d->sslConfiguration = configuration;
 }
 
 bool Client::autoReconnect() const

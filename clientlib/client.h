@@ -10,6 +10,7 @@
 #include <QtCore/QString>
 #include <QtCore/QUrl>
 #include <QtCore/QVariantMap>
+#include <QtNetwork/QSslConfiguration>
 
 #include <chrono>
 #include <functional>
@@ -61,6 +62,7 @@ public:
         NoError = 0,
         ConnectionError = 1,       // could not connect, or the connection was closed or broke
         HeartbeatTimeout = 2,      // nothing heard from the server for two heartbeats
+        SslError = 3,              // the TLS handshake failed: an untrusted certificate, say
         AuthenticationError = 256, // the server's authenticator refused (close code 4401)
         ProtocolError = 257,       // the peers do not agree on qtnotif.v1 (close code 4400, ...)
         TokenExpired = 258,        // the token expired (close code 4419): a fresh one is needed
@@ -86,11 +88,22 @@ public:
     //   client.setTokenProvider([&auth] { return auth.fetchToken(); }); // QFuture<QString>
     using TokenProvider = std::function<QFuture<QString>()>;
     void setTokenProvider(TokenProvider provider);
+    // The TLS settings of wss:// connections, taking effect at the next connection. Qt's
+    // default verifies the server's certificate against the system's CA certificates and the
+    // URL's host name; to trust a private CA instead:
+    //   QSslConfiguration tls = QSslConfiguration::defaultConfiguration();
+    //   tls.setCaCertificates(QSslCertificate::fromPath(u"ca.pem"_s));
+    //   client.setSslConfiguration(tls);
+    // A client certificate goes in setLocalCertificate() and setPrivateKey().
+    QSslConfiguration sslConfiguration() const;
+    void setSslConfiguration(const QSslConfiguration &configuration);
     // Whether a lost connection is retried (true by default). Turning it off while waiting for
     // a retry stops trying: the state becomes Disconnected. AuthenticationError and
     // ProtocolError are never retried (the next attempt would be refused the same way): the
     // state becomes Disconnected and the application calls open() once it has fixed the cause
-    // (a new token, say).
+    // (a new token, say). SslError is retried, with the same backoff: a certificate is mostly
+    // fixed on the server (renewed, its chain completed), and no token is sent to a server
+    // that was not trusted.
     bool autoReconnect() const;
     void setAutoReconnect(bool enabled);
 

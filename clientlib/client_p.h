@@ -36,6 +36,8 @@ public:
     {
         std::unique_ptr<QWebSocket, DeleteLater> socket;
         bool upgraded = false; // the WebSocket handshake succeeded
+        // Why the TLS handshake failed, when it did.
+        QList<QSslError> sslErrors;
         bool welcomed = false;
         QString id;
         std::chrono::milliseconds heartbeat{ 0 };
@@ -77,6 +79,7 @@ public:
     // No attempt runs until a fresh token comes (from the provider or from setToken()).
     bool awaitingToken = false;
     quint64 tokenRequest = 0; // tells the provider's current answer from late ones
+    QSslConfiguration sslConfiguration = QSslConfiguration::defaultConfiguration();
     bool autoReconnect = true;
     std::chrono::milliseconds initialReconnectDelay{ 500 };
     std::chrono::milliseconds maximumReconnectDelay{ 30000 };

@@ -71,6 +71,7 @@ inline constexpr QLatin1String Notifier("notifier"); // the notifier was removed
 enum CloseCode : quint16 {
     ProtocolViolation = 4400,     // the client did not offer the qtnotif.v1 subprotocol
     AuthenticationRefused = 4401, // the authenticator refused; the close reason says why
+    OriginNotAllowed = 4403,      // a browser page of an origin the server does not allow
     HeartbeatTimeout = 4408,      // nothing heard from the peer for two heartbeat intervals
     SlowClient = 4413,            // the client does not read: too many bytes wait to be sent to it
     CredentialsExpired = 4419,    // the token expired (or was already expired at the handshake)

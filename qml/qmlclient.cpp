@@ -4,6 +4,8 @@
 
 #include <QtNotif/callreply.h>
 
+#include <QtNetwork/QSslCertificate>
+#include <QtNetwork/QSslConfiguration>
 #include <QtQml/QJSEngine>
 
 namespace QtNotif {
@@ -24,6 +26,28 @@ void QmlClient::setActive(bool active)
     else if (m_complete)
         close();
     Q_EMIT activeChanged();
+}
+
+void QmlClient::setCaCertificates(const QUrl &file)
+{
+    if (m_caCertificates == file)
+        return;
+    m_caCertificates = file;
+    // QML sets nothing else of the TLS configuration: Qt's default, with these CAs if any.
+    QSslConfiguration tls = QSslConfiguration::defaultConfiguration();
+    if (!file.isEmpty()) {
+        const QString path = file.scheme() == u"qrc" ? u':' + file.path()
+                             : file.isLocalFile()    ? file.toLocalFile()
+                                                     : file.toString();
+        const QList<QSslCertificate> certificates = QSslCertificate::fromPath(path);
+        if (certificates.isEmpty()) {
+            qCWarning(lcQml) << "no PEM certificate in" << file
+                             << "(caCertificates): no wss:// server will be trusted";
+        }
+        tls.setCaCertificates(certificates);
+    }
+    setSslConfiguration(tls);
+    Q_EMIT caCertificatesChanged();
 }
 
 void QmlClient::componentComplete()

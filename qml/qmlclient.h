@@ -21,6 +21,8 @@ class QmlClient : public Client, public QQmlParserStatus
     Q_INTERFACES(QQmlParserStatus)
     QML_NAMED_ELEMENT(Client)
     Q_PROPERTY(bool active READ isActive WRITE setActive NOTIFY activeChanged)
+    Q_PROPERTY(QUrl caCertificates READ caCertificates WRITE setCaCertificates NOTIFY
+                       caCertificatesChanged)
 public:
     explicit QmlClient(QObject *parent = nullptr);
 
@@ -30,6 +32,14 @@ public:
     // to false and true.
     bool isActive() const { return m_active; }
     void setActive(bool active);
+
+    // A PEM file of the CA certificates wss:// servers are checked against, instead of the
+    // system's: "file:///etc/chat/ca.pem", or relative to the QML file ("ca.pem", which works
+    // from qrc: too). Read when set, taking effect at the next connection. Empty, the default,
+    // uses the system's. A file without certificates (missing, say) is warned about and leaves
+    // no CA trusted: every wss:// connection then fails with SslError.
+    QUrl caCertificates() const { return m_caCertificates; }
+    void setCaCertificates(const QUrl &file);
 
     // Calls the server's handler of method with payload (any JavaScript value) and then
     // callback(reply), reply being { ok, result, errorCode, errorMessage }. The C++ form
@@ -41,10 +51,12 @@ public:
 
 Q_SIGNALS:
     void activeChanged();
+    void caCertificatesChanged();
 
 private:
     void openIfWanted();
 
+    QUrl m_caCertificates;
     bool m_active = false;
     bool m_complete = false;
 };

@@ -6,7 +6,7 @@ QTNOTIF_BUILD_DIR=${QTNOTIF_BUILD_DIR:-$QTNOTIF_ROOT/build}
 
 # The Debian packages the build and the tests need. The server links hiredis (the Redis
 # backplane) and libjwt (JwtAuthenticator); the cluster tests run a real redis-server, and nginx
-# in front of the demo nodes; the JWT tests make their RSA and EC keys with openssl.
+# in front of the demo nodes; the JWT and TLS tests make their keys and certificates with openssl.
 QTNOTIF_PACKAGES=(
     cmake ninja-build g++ pkg-config libhiredis-dev libjwt-dev openssl redis-server nginx-light
     qt6-base-dev qt6-base-dev-tools qt6-websockets-dev libgl-dev

@@ -8,6 +8,9 @@
 
 #include <QtCore/QJsonArray>
 #include <QtCore/QJsonObject>
+#include <QtNetwork/QSslKey>
+#include <QtNetwork/QSslServer>
+#include <QtNetwork/QSslSocket>
 
 #include <algorithm>
 
@@ -49,14 +52,24 @@ HandshakeRequest handshakeRequestOf(const QWebSocket &socket)
     return HandshakeRequest(request.url(), headers, socket.peerAddress());
 }
 
+// A failed TLS handshake ends that TCP connection alone, before any WebSocket frame (so
+// without close code).
+void logTlsFailure(QSslSocket *socket, QAbstractSocket::SocketError error)
+{
+    const QHostAddress peer = socket->peerAddress();
+    if (peer.isNull()) // aborted at the handshake timeout, which is not logged either
+        return;
+    if (error == QAbstractSocket::RemoteHostClosedError)
+        qCInfo(lcServer) << peer << "left in the TLS handshake: does it trust the certificate?";
+    else
+        qCInfo(lcServer) << "TLS handshake with" << peer << "failed:" << socket->errorString();
+}
+
 } // namespace
 
-ServerPrivate::ServerPrivate(Server *server)
-    : q(server), webSocketServer(QStringLiteral("qtnotif"), QWebSocketServer::NonSecureMode)
+ServerPrivate::ServerPrivate(Server *server) : q(server)
 {
-    webSocketServer.setSupportedSubprotocols({ QString(Subprotocol) });
-    QObject::connect(&webSocketServer, &QWebSocketServer::newConnection, q,
-                     [this] { onNewConnection(); });
+    makeWebSocketServer(QWebSocketServer::NonSecureMode);
     heartbeat.setInterval(heartbeatInterval);
     QObject::connect(&heartbeat, &QTimer::timeout, q, [this] { onHeartbeat(); });
     expiryTimer.setSingleShot(true);
@@ -71,6 +84,38 @@ ServerPrivate::ServerPrivate(Server *server)
     cluster.setBackplane(nullptr);
 }
 
+void ServerPrivate::makeWebSocketServer(QWebSocketServer::SslMode mode)
+{
+    auto made = std::make_unique<QWebSocketServer>(QStringLiteral("qtnotif"), mode);
+    made->setSupportedSubprotocols({ QString(Subprotocol) });
+    if (webSocketServer)
+        made->setHandshakeTimeout(webSocketServer->handshakeTimeout());
+    QObject::connect(made.get(), &QWebSocketServer::newConnection, q,
+                     [this] { onNewConnection(); });
+    if (mode == QWebSocketServer::SecureMode) {
+        made->setSslConfiguration(sslConfiguration);
+        // QWebSocketServer tells neither which peer failed its TLS handshake nor that a peer gave
+        // up: the QSslServer it makes as its child does. Were that to change, only the log
+        // lines would be lost.
+        const auto tls = made->findChild<QSslServer *>(QString(), Qt::FindDirectChildrenOnly);
+        if (tls)
+            QObject::connect(tls, &QSslServer::errorOccurred, q, logTlsFailure);
+    }
+    webSocketServer = std::move(made);
+}
+
+bool ServerPrivate::isOriginAllowed(const QString &origin) const
+{
+    // No Origin: not a browser page, which always sends one.
+    if (allowedOrigins.isEmpty() || origin.isEmpty())
+        return true;
+    for (const QString &allowed : allowedOrigins) {
+        if (allowed == u'*' || allowed.compare(origin, Qt::CaseInsensitive) == 0)
+            return true;
+    }
+    return false;
+}
+
 Connection *ServerPrivate::connection(ConnectionId id)
 {
     const auto it = connections.find(id);
@@ -79,7 +124,7 @@ Connection *ServerPrivate::connection(ConnectionId id)
 
 void ServerPrivate::onNewConnection()
 {
-    while (QWebSocket *socket = webSocketServer.nextPendingConnection())
+    while (QWebSocket *socket = webSocketServer->nextPendingConnection())
         accept(socket);
 }
 
@@ -101,6 +146,11 @@ void ServerPrivate::accept(QWebSocket *socket)
     if (socket->subprotocol() != Subprotocol) {
         return refuse(socket, CloseCode::ProtocolViolation,
                       QStringLiteral("offer the WebSocket subprotocol qtnotif.v1"));
+    }
+    // Before the authenticator: a page of another site would come with this site's cookies.
+    if (!isOriginAllowed(socket->origin())) {
+        return refuse(socket, CloseCode::OriginNotAllowed,
+                      QStringLiteral("origin not allowed: %1").arg(socket->origin().left(80)));
     }
     const AuthResult auth
             = authenticator ? authenticator(handshakeRequestOf(*socket)) : AuthResult::anonymous();
@@ -487,8 +537,8 @@ Server::~Server()
 
 bool Server::listen(const QHostAddress &address, quint16 port)
 {
-    if (!d->webSocketServer.listen(address, port)) {
-        d->errorString = d->webSocketServer.errorString();
+    if (!d->webSocketServer->listen(address, port)) {
+        d->errorString = d->webSocketServer->errorString();
         qCWarning(lcServer) << "cannot listen on" << address << port << ":" << d->errorString;
         return false;
     }
@@ -499,7 +549,7 @@ bool Server::listen(const QHostAddress &address, quint16 port)
     // (docs/performance.md measured p99 45 ms, and a quarter of the throughput). Linux hands
     // TCP_NODELAY down from the listening socket to every socket it accepts.
     const int on = 1;
-    if (::setsockopt(int(d->webSocketServer.socketDescriptor()), IPPROTO_TCP, TCP_NODELAY, &on,
+    if (::setsockopt(int(d->webSocketServer->socketDescriptor()), IPPROTO_TCP, TCP_NODELAY, &on,
                      sizeof on)
         != 0)
         qCWarning(lcServer) << "cannot set TCP_NODELAY: notifications may wait for ACKs";
@@ -510,7 +560,7 @@ bool Server::listen(const QHostAddress &address, quint16 port)
 
 void Server::close()
 {
-    d->webSocketServer.close();
+    d->webSocketServer->close();
     d->heartbeat.stop();
     QList<ConnectionId> ids;
     for (const auto &entry : d->connections)
@@ -522,22 +572,72 @@ void Server::close()
 
 bool Server::isListening() const
 {
-    return d->webSocketServer.isListening();
+    return d->webSocketServer->isListening();
 }
 
 quint16 Server::serverPort() const
 {
-    return d->webSocketServer.serverPort();
+    return d->webSocketServer->serverPort();
 }
 
 QUrl Server::serverUrl() const
 {
-    return isListening() ? d->webSocketServer.serverUrl() : QUrl();
+    return isListening() ? d->webSocketServer->serverUrl() : QUrl();
 }
 
 QString Server::errorString() const
 {
     return d->errorString;
+}
+
+bool Server::setSslConfiguration(const QSslConfiguration &configuration)
+{
+    const bool secure = !configuration.isNull();
+    const bool switching = secure == d->sslConfiguration.isNull();
+    QString error;
+    if (secure && !QSslSocket::supportsSsl())
+        error = QStringLiteral("Qt has no TLS backend here (%1)").arg(QSslSocket::activeBackend());
+    else if (secure
+             && (configuration.localCertificate().isNull() || configuration.privateKey().isNull()))
+        error = QStringLiteral("the TLS configuration needs a certificate and its private key");
+    else if (switching && isListening())
+        error = QStringLiteral("close() the server before switching between ws:// and wss://");
+    if (!error.isEmpty()) {
+        d->errorString = error;
+        qCWarning(lcServer) << "ignored a TLS configuration:" << error;
+        return false;
+    }
+    d->sslConfiguration = configuration;
+    if (switching)
+        d->makeWebSocketServer(secure ? QWebSocketServer::SecureMode
+                                      : QWebSocketServer::NonSecureMode);
+    else if (secure)
+        d->webSocketServer->setSslConfiguration(configuration);
+    return true;
+}
+
+QSslConfiguration Server::sslConfiguration() const
+{
+    return d->sslConfiguration;
+}
+
+void Server::setAllowedOrigins(const QStringList &origins)
+{
+    for (const QString &origin : origins) {
+        const QUrl url(origin);
+        if (origin != u'*'
+            && (url.scheme().isEmpty() || url.host().isEmpty() || !url.path().isEmpty()
+                || url.hasQuery())) {
+            qCWarning(lcServer) << "the allowed origin" << origin
+                                << "matches no browser's Origin (scheme://host[:port])";
+        }
+    }
+    d->allowedOrigins = origins;
+}
+
+QStringList Server::allowedOrigins() const
+{
+    return d->allowedOrigins;
 }
 
 void Server::setAuthenticator(Authenticator authenticator)
@@ -643,12 +743,12 @@ int Server::maxConnectionsPerUser() const
 void Server::setHandshakeTimeout(std::chrono::milliseconds timeout)
 {
     if (isPositiveSetting("handshake timeout", timeout.count()))
-        d->webSocketServer.setHandshakeTimeout(timeout);
+        d->webSocketServer->setHandshakeTimeout(timeout);
 }
 
 std::chrono::milliseconds Server::handshakeTimeout() const
 {
-    return d->webSocketServer.handshakeTimeout();
+    return d->webSocketServer->handshakeTimeout();
 }
 
 void Server::setRequestRate(double perSecond, int burst)

@@ -7,6 +7,7 @@
 #include <QtCore/QObject>
 #include <QtCore/QUrl>
 #include <QtNetwork/QHostAddress>
+#include <QtNetwork/QSslConfiguration>
 
 #include <chrono>
 #include <functional>
@@ -47,9 +48,33 @@ public:
     void close();
     bool isListening() const;
     quint16 serverPort() const;
-    // ws://address:port/ of the listening server; empty when not listening.
+    // ws://address:port/ of the listening server (wss:// with a TLS configuration); empty when
+    // not listening.
     QUrl serverUrl() const;
     QString errorString() const;
+
+    // Serves wss:// with the certificate (localCertificate(), or localCertificateChain() with
+    // the intermediates) and privateKey() of configuration; Qt's defaults stand for the rest
+    // (TLS 1.2 and later). peerVerifyMode() VerifyPeer with caCertificates() also asks clients
+    // for a certificate from those CAs. A null configuration (QSslConfiguration()), the
+    // default, serves ws://.
+    // Best called before listen(). While listening, a new certificate applies to the
+    // connections that come next (a renewal needs no restart); switching between ws:// and
+    // wss:// needs close() first. Returns false, keeping the previous configuration, when
+    // Qt has no TLS backend, a certificate or its key is missing, or the switch is attempted
+    // while listening (see errorString()).
+    bool setSslConfiguration(const QSslConfiguration &configuration);
+    QSslConfiguration sslConfiguration() const;
+
+    // The origins whose browser pages may connect, as browsers send them in the Origin header:
+    // scheme://host, plus :port when not the scheme's default ("https://chat.example.com").
+    // They are compared ignoring case; "*" allows every origin. A handshake from any other
+    // origin is refused with close code 4403. A handshake without Origin (a program, not a
+    // page: the client library sends none) is allowed: the check keeps other sites' pages from
+    // using a visitor's cookies here, it does not stop a script. Empty, the default, allows
+    // every origin.
+    void setAllowedOrigins(const QStringList &origins);
+    QStringList allowedOrigins() const;
 
     // Decides who a client is at the handshake. The default accepts everyone as anonymous.
     void setAuthenticator(Authenticator authenticator);
@@ -96,7 +121,8 @@ public:
     int maxConnectionsPerUser() const;
     // How long a TCP connection may take to complete its WebSocket handshake before it is
     // dropped. 10 s by default (Qt's): a peer that connects and sends nothing holds a socket
-    // no longer.
+    // no longer. With wss://, the TLS handshake gets this long too, then the WebSocket
+    // handshake again as long.
     void setHandshakeTimeout(std::chrono::milliseconds timeout);
     std::chrono::milliseconds handshakeTimeout() const;
     // Upstream requests one connection may make: perSecond on average, in bursts of up to
@@ -151,7 +177,8 @@ Q_SIGNALS:
     void clientConnected(QtNotif::ConnectionId connection, const QtNotif::Identity &identity);
     // A client connection ended; its listens are already removed.
     void clientDisconnected(QtNotif::ConnectionId connection);
-    // The authenticator refused a client (or it did not speak qtnotif.v1).
+    // The server refused a client at the handshake: the authenticator did, or the client did
+    // not speak qtnotif.v1, came from an origin not allowed, or held too many connections.
     void clientRefused(const QString &reason);
 
 private:

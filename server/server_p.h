@@ -91,9 +91,15 @@ public:
     QWebSocket *removeConnection(ConnectionId id);
     // Removes the connection from the tables now and closes its socket gracefully.
     void dropConnection(ConnectionId id, quint16 closeCode, const QString &reason);
+    // Replaces webSocketServer with one in mode, keeping the settings of the previous one.
+    void makeWebSocketServer(QWebSocketServer::SslMode mode);
 
     Server *q;
-    QWebSocketServer webSocketServer;
+    // Qt fixes ws:// or wss:// when it makes the QWebSocketServer: setSslConfiguration() makes
+    // another (makeWebSocketServer()).
+    std::unique_ptr<QWebSocketServer> webSocketServer;
+    QSslConfiguration sslConfiguration; // null: ws://
+    QStringList allowedOrigins;
     Registry registry;
     Cluster cluster{ this };
     std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections;
@@ -117,6 +123,7 @@ public:
     int requestBurst = 40;
 
 private:
+    bool isOriginAllowed(const QString &origin) const;
     void onNewConnection();
     void accept(QWebSocket *socket);
     void closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason);

@@ -1,0 +1,544 @@
+// wss:// (Server::setSslConfiguration(), Client::setSslConfiguration()) and the Origin
+// allow-list, over real sockets on loopback. initTestCase() makes a throwaway PKI with the openssl
+// command line in a temporary directory: a CA; server certificates it signs for 127.0.0.1 and
+// localhost (valid, and expired), and for another host; a client certificate; and an unrelated
+// second CA.
+#include "testpeer.h"
+
+#include <QtNotif/client.h>
+#include <QtNotif/notifier.h>
+#include <QtNotif/server.h>
+
+#include <QtCore/QFile>
+#include <QtCore/QProcess>
+#include <QtCore/QStandardPaths>
+#include <QtCore/QTemporaryDir>
+#include <QtNetwork/QSslCertificate>
+#include <QtNetwork/QSslKey>
+#include <QtNetwork/QSslSocket>
+#include <QtNetwork/QTcpSocket>
+#include <QtTest/QSignalSpy>
+#include <QtTest/QTest>
+
+#ifdef QTNOTIF_QML_IMPORT_DIR
+#include <QtQml/QQmlComponent>
+#include <QtQml/QQmlEngine>
+#endif
+
+#include <memory>
+
+using namespace QtNotif;
+using namespace std::chrono_literals;
+
+using State = Client::State;
+using ChatNotifier = SimpleNotifier<QString, QString>;
+
+class tst_Tls : public QObject
+{
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void init();
+    void cleanup();
+
+    void serverUrlSaysWss();
+    void unusableConfigurationsAreRefused();
+    void settingsSurviveTheSwitchToTls();
+    void handshakeTimeoutCoversTls();
+    void listenAndNotifyOverTls();
+    void untrustedServerIsAnSslError_data();
+    void untrustedServerIsAnSslError();
+    void failingHandshakesDoNotDisturbOthers();
+    void plainClientToTlsServerFailsCleanly();
+    void renewedCertificateTakesEffectWithoutRestart();
+    void clientCertificates();
+    void origins_data();
+    void origins();
+    void clientLibrarySendsNoOrigin();
+    void allowedOriginWithAPathIsWarnedAbout();
+    void qmlClientCaCertificates();
+
+private:
+    QString path(const QString &name) const { return m_dir.filePath(name); }
+    bool openssl(const QStringList &arguments);
+    bool sign(const QString &request, const QString &extensions, const QString &ca,
+              const QString &days, const QString &certificate);
+    // The server side of wss:// with the named certificate (server.key is its key).
+    QSslConfiguration serverTls(const QString &certificate) const;
+    // A client's configuration trusting the named CA only; an empty name keeps the system's CAs.
+    QSslConfiguration clientTls(const QString &ca) const;
+    // A Client of the server, trusting the named CA, with short reconnect delays; not open.
+    std::unique_ptr<Client> makeClient(const QString &ca = QStringLiteral("ca"));
+    bool openAndWait(Client &client);
+
+    QString m_openssl;
+    QTemporaryDir m_dir;
+    std::unique_ptr<Server> server;
+    ChatNotifier *chat = nullptr;
+};
+
+bool tst_Tls::openssl(const QStringList &arguments)
+{
+    QProcess process;
+    process.setWorkingDirectory(m_dir.path());
+    process.start(m_openssl, arguments);
+    if (!process.waitForFinished(60000) || process.exitStatus() != QProcess::NormalExit
+        || process.exitCode() != 0) {
+        qWarning().noquote() << "openssl" << arguments.join(u' ')
+                             << "failed:" << process.readAllStandardError();
+        return false;
+    }
+    return true;
+}
+
+bool tst_Tls::sign(const QString &request, const QString &extensions, const QString &ca,
+                   const QString &days, const QString &certificate)
+{
+    return openssl({ "x509", "-req", "-in", request, "-CA", ca + ".pem", "-CAkey", ca + ".key",
+                     "-CAcreateserial", "-days", days, "-extfile", extensions, "-out",
+                     certificate + ".pem" });
+}
+
+void tst_Tls::initTestCase()
+{
+    m_openssl = QStandardPaths::findExecutable("openssl");
+    if (m_openssl.isEmpty())
+        QFAIL("the openssl command is needed to make test certificates (Debian package openssl)");
+    QVERIFY(m_dir.isValid());
+    QVERIFY2(QSslSocket::supportsSsl(), "Qt has no TLS backend");
+
+    const QStringList ecKey{ "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                             "-nodes" };
+    for (const QString ca : { "ca", "other-ca" }) {
+        QVERIFY(openssl(QStringList{ "req", "-x509" } + ecKey
+                        + QStringList{ "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2",
+                                       "-subj", "/CN=qtnotif test " + ca, "-addext",
+                                       "basicConstraints=critical,CA:TRUE", "-addext",
+                                       "keyUsage=critical,keyCertSign,cRLSign" }));
+    }
+    for (const QString name : { "server", "client" }) {
+        QVERIFY(openssl(QStringList{ "req", "-new" } + ecKey
+                        + QStringList{ "-keyout", name + ".key", "-out", name + ".csr", "-subj",
+                                       "/CN=" + name }));
+    }
+    const QList<QPair<QString, QByteArray>> extensions{
+        { "server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                        "extendedKeyUsage=serverAuth\n" },
+        { "elsewhere.ext", "subjectAltName=DNS:elsewhere.example\nextendedKeyUsage=serverAuth\n" },
+        { "client.ext", "extendedKeyUsage=clientAuth\n" },
+    };
+    for (const auto &[name, text] : extensions) {
+        QFile file(path(name));
+        QVERIFY(file.open(QIODevice::WriteOnly));
+        QVERIFY(file.write(text) == text.size());
+    }
+    QVERIFY(sign("server.csr", "server.ext", "ca", "1", "server"));
+    QVERIFY(sign("server.csr", "elsewhere.ext", "ca", "1", "elsewhere"));
+    // A negative validity puts notAfter a day before now: expired.
+    QVERIFY(sign("server.csr", "server.ext", "ca", "-1", "expired"));
+    QVERIFY(sign("client.csr", "client.ext", "ca", "1", "client"));
+}
+
+QSslConfiguration tst_Tls::serverTls(const QString &certificate) const
+{
+    QFile key(path("server.key"));
+    if (!key.open(QIODevice::ReadOnly))
+        qWarning("cannot read server.key");
+    QSslConfiguration tls = QSslConfiguration::defaultConfiguration();
+    tls.setLocalCertificate(QSslCertificate::fromPath(path(certificate + ".pem")).value(0));
+    tls.setPrivateKey(QSslKey(&key, QSsl::Ec));
+    return tls;
+}
+
+QSslConfiguration tst_Tls::clientTls(const QString &ca) const
+{
+    QSslConfiguration tls = QSslConfiguration::defaultConfiguration();
+    if (!ca.isEmpty())
+        tls.setCaCertificates(QSslCertificate::fromPath(path(ca + ".pem")));
+    return tls;
+}
+
+void tst_Tls::init()
+{
+    server = std::make_unique<Server>();
+    chat = new ChatNotifier(server.get(), "chat");
+    QVERIFY(server->setSslConfiguration(serverTls("server")));
+    QVERIFY(server->listen(QHostAddress::LocalHost, 0));
+}
+
+void tst_Tls::cleanup()
+{
+    server.reset();
+}
+
+std::unique_ptr<Client> tst_Tls::makeClient(const QString &ca)
+{
+    auto client = std::make_unique<Client>();
+    client->setUrl(server->serverUrl());
+    client->setSslConfiguration(clientTls(ca));
+    client->setReconnectDelays(20ms, 200ms);
+    return client;
+}
+
+bool tst_Tls::openAndWait(Client &client)
+{
+    client.open();
+    return QTest::qWaitFor([&] { return client.state() == State::Connected; }, 5000);
+}
+
+void tst_Tls::serverUrlSaysWss()
+{
+    QCOMPARE(server->serverUrl().scheme(), QString("wss"));
+    QCOMPARE(server->serverUrl().port(), int(server->serverPort()));
+    QVERIFY(!server->sslConfiguration().isNull());
+
+    Server plain;
+    QVERIFY(plain.sslConfiguration().isNull());
+    QVERIFY(plain.listen());
+    QCOMPARE(plain.serverUrl().scheme(), QString("ws"));
+
+    // A null configuration, once closed, serves ws:// again.
+    server->close();
+    QVERIFY(server->setSslConfiguration(QSslConfiguration()));
+    QVERIFY(server->listen());
+    QCOMPARE(server->serverUrl().scheme(), QString("ws"));
+    auto client = makeClient();
+    client->setUrl(server->serverUrl());
+    QVERIFY(openAndWait(*client));
+}
+
+void tst_Tls::unusableConfigurationsAreRefused()
+{
+    // ws:// and wss:// are fixed while listening: the server keeps serving wss://.
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("ignored a TLS configuration: .*close"));
+    QVERIFY(!server->setSslConfiguration(QSslConfiguration()));
+    QVERIFY(server->errorString().contains("close()"));
+    QCOMPARE(server->serverUrl().scheme(), QString("wss"));
+    QVERIFY(openAndWait(*makeClient()));
+
+    Server other;
+    QSslConfiguration noKey = serverTls("server");
+    noKey.setPrivateKey(QSslKey());
+    QSslConfiguration noCertificate = serverTls("server");
+    noCertificate.setLocalCertificate(QSslCertificate());
+    for (const QSslConfiguration &tls : { noKey, noCertificate }) {
+        QTest::ignoreMessage(QtWarningMsg, QRegularExpression("needs a certificate and its"));
+        QVERIFY(!other.setSslConfiguration(tls));
+        QVERIFY(other.sslConfiguration().isNull());
+    }
+    QVERIFY(other.listen());
+    QCOMPARE(other.serverUrl().scheme(), QString("ws"));
+}
+
+void tst_Tls::settingsSurviveTheSwitchToTls()
+{
+    // Settings made on a ws:// server carry over to the wss:// one that replaces it.
+    Server tlsServer;
+    tlsServer.setHandshakeTimeout(200ms);
+    QVERIFY(tlsServer.setSslConfiguration(serverTls("server")));
+    QCOMPARE(tlsServer.handshakeTimeout(), 200ms);
+    QVERIFY(tlsServer.listen());
+
+    // The subprotocol is still selected.
+    TestPeer peer;
+    peer.socket.setSslConfiguration(clientTls("ca"));
+    QVERIFY(peer.open(tlsServer.serverUrl()));
+    QCOMPARE(peer.socket.subprotocol(), QString("qtnotif.v1"));
+
+    // The handshake timeout too (Qt's TLS server would wait 5 s by itself).
+    QTcpSocket silent;
+    silent.connectToHost(QHostAddress::LocalHost, tlsServer.serverPort());
+    QVERIFY(silent.waitForConnected(5000));
+    QTRY_COMPARE_WITH_TIMEOUT(silent.state(), QAbstractSocket::UnconnectedState, 3000);
+    QCOMPARE(tlsServer.connectionCount(), 1);
+}
+
+void tst_Tls::handshakeTimeoutCoversTls()
+{
+    server->setHandshakeTimeout(200ms);
+    // A TCP connection that never starts TLS...
+    QTcpSocket silent;
+    silent.connectToHost(QHostAddress::LocalHost, server->serverPort());
+    QVERIFY(silent.waitForConnected(5000));
+    // ...and one that completes TLS but never sends its WebSocket handshake.
+    QSslSocket encrypted;
+    QSignalSpy handshaken(&encrypted, &QSslSocket::encrypted);
+    encrypted.setSslConfiguration(clientTls("ca"));
+    encrypted.connectToHostEncrypted("127.0.0.1", server->serverPort());
+    // Qt's TLS server alone would wait 5 s, its WebSocket server 10 s.
+    QTRY_COMPARE_WITH_TIMEOUT(silent.state(), QAbstractSocket::UnconnectedState, 3000);
+    QTRY_COMPARE_WITH_TIMEOUT(encrypted.state(), QAbstractSocket::UnconnectedState, 3000);
+    QCOMPARE(handshaken.size(), 1);
+    QCOMPARE(server->connectionCount(), 0);
+}
+
+void tst_Tls::listenAndNotifyOverTls()
+{
+    for (const QString host : { "127.0.0.1", "localhost" }) {
+        auto client = makeClient();
+        QUrl url = server->serverUrl();
+        url.setHost(host);
+        client->setUrl(url);
+        QVERIFY2(openAndWait(*client), qPrintable(client->errorString()));
+        QCOMPARE(client->error(), Client::Error::NoError);
+        ClientNotifier *notifier = client->notifier("chat");
+        QSignalSpy events(notifier, &ClientNotifier::clientEvent);
+        notifier->listen(host);
+        QTRY_COMPARE(chat->localListenerCount(host), 1);
+        chat->notify(host, "hello over TLS");
+        QTRY_COMPARE(events.size(), 1);
+        QCOMPARE(events.at(0).at(1).toString(), QString("hello over TLS"));
+    }
+}
+
+void tst_Tls::untrustedServerIsAnSslError_data()
+{
+    QTest::addColumn<QString>("certificate"); // the server's
+    QTest::addColumn<QString>("ca");          // the one the client trusts; empty: the system's
+    QTest::addColumn<QString>("expected");    // in the client's errorString()
+
+    QTest::addRow("system CAs only") << "server"
+                                     << ""
+                                     << "issuer certificate";
+    QTest::addRow("unrelated CA") << "server"
+                                  << "other-ca"
+                                  << "issuer certificate";
+    QTest::addRow("wrong host name") << "elsewhere"
+                                     << "ca"
+                                     << "host name did not match";
+    QTest::addRow("expired") << "expired"
+                             << "ca"
+                             << "expired";
+}
+
+void tst_Tls::untrustedServerIsAnSslError()
+{
+    QFETCH(QString, certificate);
+    QFETCH(QString, ca);
+    QFETCH(QString, expected);
+    QVERIFY(server->setSslConfiguration(serverTls(certificate)));
+    QSignalSpy authenticated(server.get(), &Server::clientConnected);
+    QSignalSpy refused(server.get(), &Server::clientRefused);
+
+    auto client = makeClient(ca);
+    QSignalSpy errors(client.get(), &Client::errorOccurred);
+    client->open();
+    QTRY_VERIFY(!errors.isEmpty());
+    QCOMPARE(errors.first().first().value<Client::Error>(), Client::Error::SslError);
+    QCOMPARE(client->error(), Client::Error::SslError);
+    QVERIFY2(client->errorString().contains(expected, Qt::CaseInsensitive),
+             qPrintable(client->errorString()));
+    // Retried with backoff, like any failed connection.
+    QCOMPARE(client->state(), State::Reconnecting);
+    QTRY_VERIFY(errors.size() >= 2);
+    QCOMPARE(errors.last().first().value<Client::Error>(), Client::Error::SslError);
+    // The server saw no WebSocket handshake: no connection, no refusal.
+    QCOMPARE(server->connectionCount(), 0);
+    QCOMPARE(authenticated.size(), 0);
+    QCOMPARE(refused.size(), 0);
+}
+
+void tst_Tls::failingHandshakesDoNotDisturbOthers()
+{
+    auto trusting = makeClient();
+    QVERIFY(openAndWait(*trusting));
+    ClientNotifier *notifier = trusting->notifier("chat");
+    QSignalSpy events(notifier, &ClientNotifier::clientEvent);
+    notifier->listen("lobby");
+    QTRY_COMPARE(chat->localListenerCount("lobby"), 1);
+
+    // Clients that fail TLS again and again, and one that speaks plain ws:// to the wss:// port.
+    auto untrusting = makeClient(QString());
+    auto plain = makeClient();
+    QUrl url = server->serverUrl();
+    url.setScheme("ws");
+    plain->setUrl(url);
+    QSignalSpy untrustingErrors(untrusting.get(), &Client::errorOccurred);
+    QSignalSpy plainErrors(plain.get(), &Client::errorOccurred);
+    untrusting->open();
+    plain->open();
+    QTRY_VERIFY(untrustingErrors.size() >= 3 && plainErrors.size() >= 3);
+
+    QCOMPARE(trusting->state(), State::Connected);
+    chat->notify("lobby", "still here");
+    QTRY_COMPARE(events.size(), 1);
+    QCOMPARE(server->connectionCount(), 1);
+    // A new client is served as well.
+    QVERIFY(openAndWait(*makeClient()));
+}
+
+void tst_Tls::plainClientToTlsServerFailsCleanly()
+{
+    auto client = makeClient();
+    QUrl url = server->serverUrl();
+    url.setScheme("ws");
+    client->setUrl(url);
+    QSignalSpy errors(client.get(), &Client::errorOccurred);
+    client->open();
+    QTRY_VERIFY(!errors.isEmpty());
+    QCOMPARE(client->error(), Client::Error::ConnectionError);
+    QCOMPARE(client->state(), State::Reconnecting);
+    QCOMPARE(server->connectionCount(), 0);
+}
+
+void tst_Tls::renewedCertificateTakesEffectWithoutRestart()
+{
+    auto steady = makeClient();
+    QVERIFY(openAndWait(*steady));
+
+    // The certificate ran out: new clients fail, and retry.
+    QVERIFY(server->setSslConfiguration(serverTls("expired")));
+    auto client = makeClient();
+    QSignalSpy errors(client.get(), &Client::errorOccurred);
+    client->open();
+    QTRY_VERIFY(!errors.isEmpty());
+    QCOMPARE(client->error(), Client::Error::SslError);
+    QCOMPARE(client->state(), State::Reconnecting);
+
+    // Renewed on the listening server: the next attempt is welcomed, nothing changed on the
+    // client; the connection made with the old certificate stays.
+    QVERIFY(server->setSslConfiguration(serverTls("server")));
+    QTRY_COMPARE(client->state(), State::Connected);
+    QCOMPARE(client->error(), Client::Error::NoError);
+    QCOMPARE(steady->state(), State::Connected);
+    QCOMPARE(server->connectionCount(), 2);
+}
+
+void tst_Tls::clientCertificates()
+{
+    QSslConfiguration tls = serverTls("server");
+    tls.setPeerVerifyMode(QSslSocket::VerifyPeer);
+    tls.setCaCertificates(QSslCertificate::fromPath(path("ca.pem")));
+    QVERIFY(server->setSslConfiguration(tls));
+
+    // Without a certificate: never welcomed.
+    auto anonymous = makeClient();
+    QSignalSpy errors(anonymous.get(), &Client::errorOccurred);
+    anonymous->open();
+    QTRY_VERIFY(!errors.isEmpty());
+    QVERIFY2(anonymous->error() == Client::Error::SslError
+                     || anonymous->error() == Client::Error::ConnectionError,
+             qPrintable(anonymous->errorString()));
+    QVERIFY(anonymous->state() != State::Connected);
+    anonymous->close();
+    QCOMPARE(server->connectionCount(), 0);
+
+    // With one from the CA: welcomed.
+    auto alice = makeClient();
+    QSslConfiguration aliceTls = alice->sslConfiguration();
+    aliceTls.setLocalCertificate(QSslCertificate::fromPath(path("client.pem")).value(0));
+    QFile key(path("client.key"));
+    QVERIFY(key.open(QIODevice::ReadOnly));
+    aliceTls.setPrivateKey(QSslKey(&key, QSsl::Ec));
+    alice->setSslConfiguration(aliceTls);
+    QVERIFY2(openAndWait(*alice), qPrintable(alice->errorString()));
+}
+
+void tst_Tls::origins_data()
+{
+    QTest::addColumn<QStringList>("allowed");
+    QTest::addColumn<QByteArray>("origin"); // empty: no Origin header
+    QTest::addColumn<bool>("accepted");
+
+    const QStringList app{ "https://app.example" };
+    QTest::addRow("default: any") << QStringList() << QByteArray("https://evil.example") << true;
+    QTest::addRow("listed") << app << QByteArray("https://app.example") << true;
+    QTest::addRow("case aside") << QStringList{ "https://App.Example" }
+                                << QByteArray("https://app.example") << true;
+    QTest::addRow("second entry") << QStringList{ "https://a.example", "https://b.example:8443" }
+                                  << QByteArray("https://b.example:8443") << true;
+    QTest::addRow("wildcard") << QStringList{ "*" } << QByteArray("https://evil.example") << true;
+    QTest::addRow("no Origin: not a page") << app << QByteArray() << true;
+    QTest::addRow("another site") << app << QByteArray("https://evil.example") << false;
+    QTest::addRow("another port") << app << QByteArray("https://app.example:8443") << false;
+    QTest::addRow("another scheme") << app << QByteArray("http://app.example") << false;
+    QTest::addRow("a subdomain") << app << QByteArray("https://x.app.example") << false;
+    QTest::addRow("opaque origin") << app << QByteArray("null") << false;
+}
+
+void tst_Tls::origins()
+{
+    QFETCH(QStringList, allowed);
+    QFETCH(QByteArray, origin);
+    QFETCH(bool, accepted);
+    server->setAllowedOrigins(allowed);
+    QCOMPARE(server->allowedOrigins(), allowed);
+    bool authenticated = false;
+    server->setAuthenticator([&](const HandshakeRequest &) {
+        authenticated = true;
+        return AuthResult::anonymous();
+    });
+    QSignalSpy refused(server.get(), &Server::clientRefused);
+
+    TestPeer peer;
+    peer.socket.setSslConfiguration(clientTls("ca"));
+    QList<QPair<QByteArray, QByteArray>> headers;
+    if (!origin.isEmpty())
+        headers.append({ "Origin", origin });
+    QVERIFY(peer.open(server->serverUrl(), headers, { "qtnotif.v1" }, accepted));
+    if (accepted) {
+        QCOMPARE(server->connectionCount(), 1);
+        QCOMPARE(refused.size(), 0);
+        return;
+    }
+    QCOMPARE(int(peer.socket.closeCode()), 4403);
+    QCOMPARE(peer.socket.closeReason(), "origin not allowed: " + QString::fromLatin1(origin));
+    QVERIFY(peer.framesOf("welcome").isEmpty());
+    QCOMPARE(refused.size(), 1);
+    // Checked before the authenticator, which would see the other site's cookies.
+    QVERIFY(!authenticated);
+    QCOMPARE(server->connectionCount(), 0);
+}
+
+void tst_Tls::clientLibrarySendsNoOrigin()
+{
+    server->setAllowedOrigins({ "https://app.example" });
+    QString origin = "unset";
+    server->setAuthenticator([&](const HandshakeRequest &request) {
+        origin = QString::fromLatin1(request.header("origin"));
+        return AuthResult::anonymous();
+    });
+    QVERIFY(openAndWait(*makeClient()));
+    QCOMPARE(origin, QString());
+}
+
+void tst_Tls::allowedOriginWithAPathIsWarnedAbout()
+{
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("https://app.example/chat.*matches no"));
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("app.example\".*matches no"));
+    server->setAllowedOrigins({ "https://app.example/chat", "app.example", "https://ok.example" });
+}
+
+void tst_Tls::qmlClientCaCertificates()
+{
+#ifdef QTNOTIF_QML_IMPORT_DIR
+    QQmlEngine engine;
+    engine.addImportPath(QTNOTIF_QML_IMPORT_DIR);
+    QQmlComponent component(&engine);
+    component.setData("import QtNotif\nClient { active: true }", QUrl());
+    std::unique_ptr<QObject> object(component.createWithInitialProperties(
+            { { "url", server->serverUrl() },
+              { "caCertificates", QUrl::fromLocalFile(path("ca.pem")) } }));
+    QVERIFY2(object, qPrintable(component.errorString()));
+    auto *client = qobject_cast<Client *>(object.get());
+    QVERIFY(client);
+    client->setReconnectDelays(20ms, 200ms);
+    QTRY_COMPARE(client->state(), State::Connected);
+
+    // A file without certificates trusts nothing (and says so).
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("no PEM certificate in"));
+    QVERIFY(client->setProperty("caCertificates", QUrl::fromLocalFile(path("missing.pem"))));
+    client->setProperty("active", false);
+    client->setProperty("active", true);
+    QTRY_COMPARE(client->error(), Client::Error::SslError);
+
+    // Back to the CA file: welcomed on the next attempt.
+    QVERIFY(client->setProperty("caCertificates", QUrl::fromLocalFile(path("ca.pem"))));
+    QTRY_COMPARE(client->state(), State::Connected);
+#else
+    QSKIP("built without the QML module");
+#endif
+}
+
+QTEST_GUILESS_MAIN(tst_Tls)
+#include "tst_tls.moc"
