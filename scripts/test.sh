@@ -4,13 +4,27 @@
 #   scripts/test.sh               everything (unit, integration, e2e, install, redis, soak)
 #   scripts/test.sh -L unit       only one label (unit, integration, e2e, install, redis, soak);
 #                                 any ctest option is passed on
+#   scripts/test.sh --sanitize    the same tests built with AddressSanitizer, LeakSanitizer and
+#                                 UndefinedBehaviorSanitizer (QTNOTIF_SANITIZE), in build-asan/;
+#                                 a report fails the test. All but tst_install and tst_readme,
+#                                 which run none of our code (tests/CMakeLists.txt). CI runs both.
 #
-# Environment: QTNOTIF_BUILD_DIR (default build/), CMAKE_BUILD_TYPE (default RelWithDebInfo).
+# Environment: QTNOTIF_BUILD_DIR (default build/, or build-asan/ with --sanitize),
+# CMAKE_BUILD_TYPE (default RelWithDebInfo).
 # Exits non-zero when anything fails.
 set -euo pipefail
+
+cmake_options=(-DQTNOTIF_BUILD_TESTS=ON)
+if [ "${1:-}" = --sanitize ]; then
+    shift
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    QTNOTIF_BUILD_DIR=${QTNOTIF_BUILD_DIR:-$root/build-asan}
+    # No test runs the examples or the benchmarks: they are not built.
+    cmake_options+=(-DQTNOTIF_SANITIZE=ON -DQTNOTIF_BUILD_EXAMPLES=OFF -DQTNOTIF_BUILD_BENCH=OFF)
+fi
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 install_packages "${QTNOTIF_PACKAGES[@]}"
-configure_and_build -DQTNOTIF_BUILD_TESTS=ON
+configure_and_build "${cmake_options[@]}"
 log "Testing"
 ctest --test-dir "$QTNOTIF_BUILD_DIR" --output-on-failure --parallel "$(nproc)" "$@"

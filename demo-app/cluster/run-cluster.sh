@@ -5,7 +5,9 @@
 # joined through it, and nginx balancing clients over them round robin, without sticky
 # sessions (docs/cluster.md). Everything listens on 127.0.0.1; Redis and the servers on free
 # ports, nginx on PORT (8080 by default; 0 picks a free one).
-#   --headless   runs the scripted alice and bob through nginx and exits with their outcome
+#   --headless   runs the scripted alice and bob through nginx, then stops the chat servers
+#                (SIGTERM) and exits with their outcome: failure when a chat server does not
+#                exit with status 0 either (in a sanitizer build: a report, a leak at exit say)
 #   (default)    keeps running until Ctrl+C; open windows with
 #                scripts/demo.sh --window widgets --user alice --url ws://127.0.0.1:PORT
 #
@@ -69,10 +71,12 @@ wait_for "$work/redis.log" "Ready to accept connections" "redis-server"
 say "Redis on 127.0.0.1:$redis_port"
 
 upstreams=""
+node_pids=()
 for n in $(seq "$nodes"); do
     "$demo/server/qtnotif-chat-server" --host 127.0.0.1 --port 0 \
         --backplane "redis://127.0.0.1:$redis_port/0" >"$work/node$n.log" 2>&1 &
     pids+=($!)
+    node_pids+=($!)
     wait_for "$work/node$n.log" "ws://" "chat server $n"
     wait_for "$work/node$n.log" "online:" "chat server $n's link to Redis"
     node_url=$(grep -o 'ws://[^ ]*' "$work/node$n.log")
@@ -101,6 +105,17 @@ if $headless; then
     for n in $(seq "$nodes"); do
         # Which server each scripted user landed on: they are meant to be apart.
         grep -h "logged in as" "$work/node$n.log" | sed "s/^/[server $n] /" || true
+    done
+    for n in $(seq "$nodes"); do
+        pid=${node_pids[$((n - 1))]}
+        kill -TERM "$pid" 2>/dev/null || true
+        node_status=0
+        wait "$pid" || node_status=$?
+        if [ "$node_status" -ne 0 ]; then
+            cat "$work/node$n.log" >&2
+            echo "chat server $n exited with status $node_status" >&2
+            status=1
+        fi
     done
     exit $status
 fi

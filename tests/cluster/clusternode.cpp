@@ -8,6 +8,9 @@
 //   {"event":"listening","url":"ws://127.0.0.1:<port>","node":"<node id>","status":"Connecting"}
 //   {"event":"status","status":"Online"}      at every change of the backplane's status
 //
+// It quits when its stdin closes (the test's Node::stop()), as a server does: exit status 0, and
+// a sanitizer build checks it for leaks then.
+//
 // Identity: the user named by the query parameter "user" or by "Authorization: Bearer <name>",
 // else anonymous. Two notifiers, both keyed by room name:
 //   "chat"   SimpleNotifier<QString, QJsonObject>: every listener receives the same object
@@ -31,8 +34,10 @@
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
 #include <QtCore/QMetaEnum>
+#include <QtCore/QSocketNotifier>
 
 #include <cstdio>
+#include <unistd.h>
 
 using namespace QtNotif;
 
@@ -174,6 +179,12 @@ int main(int argc, char *argv[])
         std::fprintf(stderr, "cannot listen: %s\n", qPrintable(server.errorString()));
         return 1;
     }
+    QSocketNotifier input(STDIN_FILENO, QSocketNotifier::Read);
+    QObject::connect(&input, &QSocketNotifier::activated, &app, [&app] {
+        char buffer[64];
+        if (::read(STDIN_FILENO, buffer, sizeof buffer) <= 0)
+            app.quit(); // end of file: the test is done with this node
+    });
     print({ { "event", "listening" },
             { "url", server.serverUrl().toString() },
             { "node", nodeId },
