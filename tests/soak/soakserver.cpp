@@ -3,6 +3,9 @@
 //
 //   qtnotif_soakserver
 //
+// It quits when its stdin closes (the end of the test), with exit status 0: a sanitizer build
+// checks it for leaks then.
+//
 // It prints one line on stdout once it listens:
 //   {"event":"listening","url":"ws://127.0.0.1:<port>"}
 //
@@ -37,6 +40,7 @@
 #include <QtCore/QJsonArray>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
+#include <QtCore/QSocketNotifier>
 #include <QtCore/QTimer>
 
 #include <cstdio>
@@ -44,6 +48,7 @@
 #ifdef Q_OS_LINUX
 #include <malloc.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #endif
 
 using namespace QtNotif;
@@ -247,6 +252,12 @@ int main(int argc, char *argv[])
     SoakServer server;
     if (!server.listen())
         return 1;
+    QSocketNotifier input(STDIN_FILENO, QSocketNotifier::Read);
+    QObject::connect(&input, &QSocketNotifier::activated, &app, [&app] {
+        char buffer[64];
+        if (::read(STDIN_FILENO, buffer, sizeof buffer) <= 0)
+            app.quit(); // end of file: the test is done
+    });
     print({ { "event", "listening" }, { "url", server.url().toString() } });
     return app.exec();
 }

@@ -460,12 +460,18 @@ void tst_Churn::cleanupTestCase()
     control.reset();
     if (server.state() == QProcess::NotRunning)
         return;
-    server.terminate();
-    if (!server.waitForFinished(5000))
+    // Closing its stdin tells the server to quit; a sanitizer build checks it for leaks then.
+    server.closeWriteChannel();
+    const bool quit = server.waitForFinished(10000);
+    if (!quit) {
         server.kill();
-    server.waitForFinished(5000);
+        server.waitForFinished(5000);
+    }
+    serverLog += server.readAllStandardError();
     if (!serverLog.isEmpty())
         qInfo("the server logged:\n%s", serverLog.constData());
+    QVERIFY2(quit && server.exitStatus() == QProcess::NormalExit && server.exitCode() == 0,
+             "the server did not quit with status 0");
 }
 
 void tst_Churn::churn()
@@ -533,6 +539,11 @@ void tst_Churn::churn()
                  qPrintable("the server's heap grew by " + mib(end.heap - warm.heap)
                             + " after the warm-up wave"));
     }
+#ifdef __SANITIZE_ADDRESS__
+    // AddressSanitizer keeps freed memory in quarantine (256 MiB) on purpose: resident memory
+    // says nothing then, and LeakSanitizer checks the server when it quits.
+    QSKIP("resident memory is not bounded under AddressSanitizer");
+#endif
     QVERIFY2(end.rss - warm.rss <= RssBound,
              qPrintable("the server's resident memory grew by " + mib(end.rss - warm.rss)
                         + " after the warm-up wave"));
