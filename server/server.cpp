@@ -93,6 +93,16 @@ void ServerPrivate::accept(QWebSocket *socket)
 {
     // The server owns its sockets through Connection (or closeSocket()), not as QObject children.
     socket->setParent(nullptr);
+    // Qt's WebSocket layer reads the frames that came with the handshake request before the
+    // socket is handed over: their messages are lost (no signal is connected yet), and a frame
+    // it refuses (invalid UTF-8, too big, ...) has already closed the socket. Such a socket
+    // must not become a connection that nothing would ever remove.
+    if (socket->state() != QAbstractSocket::ConnectedState) {
+        qCInfo(lcServer) << "dropped a connection the WebSocket layer closed before its welcome:"
+                         << socket->closeCode() << socket->closeReason();
+        socket->deleteLater();
+        return;
+    }
     if (socket->subprotocol() != Subprotocol) {
         return refuse(socket, CloseCode::ProtocolViolation,
                       QStringLiteral("offer the WebSocket subprotocol qtnotif.v1"));

@@ -385,6 +385,8 @@ private Q_SLOTS:
     void framesWithTheHandshake();
     void framesRightAfterTheHandshake_data();
     void framesRightAfterTheHandshake();
+    void refusedFrameWithTheHandshake_data();
+    void refusedFrameWithTheHandshake();
     void garbageInsteadOfAHandshake_data();
     void garbageInsteadOfAHandshake();
     void badFrameFlood();
@@ -739,6 +741,38 @@ void tst_BadInput::framesRightAfterTheHandshake()
     }
     const bool listened = got.size() == answers.size() && answers.first() == QLatin1String("ack");
     QCOMPARE(server->listenCount(), listened ? 2 : 1);
+}
+
+void tst_BadInput::refusedFrameWithTheHandshake_data()
+{
+    QTest::addColumn<QByteArray>("frame");
+    QTest::addColumn<int>("closeCode");
+
+    QTest::addRow("invalid UTF-8") << Raw::text("\xff") << 1007;
+    QTest::addRow("RSV1 set") << Raw::text("{}", { .rsv = 4 }) << 1002;
+    QTest::addRow("reserved opcode") << Raw::frame(3, {}) << 1002;
+    QTest::addRow("close") << Raw::frame(Raw::Close, Raw::closePayload(1000)) << 1000;
+}
+
+void tst_BadInput::refusedFrameWithTheHandshake()
+{
+    // A frame Qt's WebSocket layer refuses, in the same write as the request: the connection
+    // is upgraded, then closed with the frame's code before any welcome. The server never
+    // counts it as connected.
+    QFETCH(QByteArray, frame);
+    QFETCH(int, closeCode);
+    QSignalSpy connected(server.get(), &Server::clientConnected);
+    QSignalSpy gone(server.get(), &Server::clientDisconnected);
+    RawWebSocket raw;
+    QVERIFY(raw.connectToServer(server->serverPort()));
+    raw.write(Raw::handshakeRequest() + frame);
+    QVERIFY(raw.waitForUpgrade());
+    QVERIFY(raw.waitForClose());
+    QCOMPARE(*raw.closeCode, closeCode);
+    QVERIFY(raw.messages.isEmpty());
+    QCOMPARE(server->connectionCount(), 1);
+    QCOMPARE(connected.size(), 0);
+    QCOMPARE(gone.size(), 0);
 }
 
 void tst_BadInput::garbageInsteadOfAHandshake_data()
