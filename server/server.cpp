@@ -142,8 +142,10 @@ void ServerPrivate::accept(QWebSocket *socket)
         }
     });
     QObject::connect(socket, &QWebSocket::pong, q, [this, id] {
-        if (Connection *c = connection(id))
+        if (Connection *c = connection(id)) {
             c->lastHeard.restart();
+            boundSendQueue(*c); // the pongs Qt sends by itself count too
+        }
     });
     QObject::connect(socket, &QWebSocket::disconnected, q, [this, id] {
         if (QWebSocket *gone = removeConnection(id)) {
@@ -219,6 +221,13 @@ void ServerPrivate::send(Connection &connection, const QString &text)
     if (connection.overflowing)
         return;
     connection.socket->sendTextMessage(text);
+    boundSendQueue(connection);
+}
+
+void ServerPrivate::boundSendQueue(Connection &connection)
+{
+    if (connection.overflowing)
+        return;
     // Qt hands the frames of one event-loop turn to the kernel together; only what the kernel
     // will not take counts, so a burst to a client that reads is not mistaken for a stall.
     if (connection.socket->bytesToWrite() <= maxSendQueue)
@@ -398,10 +407,14 @@ void ServerPrivate::onHeartbeat()
     const qint64 deadline = 2 * heartbeatInterval.count();
     QList<ConnectionId> silent;
     for (const auto &[id, c] : connections) {
-        if (c->lastHeard.elapsed() > deadline)
+        if (c->lastHeard.elapsed() > deadline) {
             silent.append(id);
-        else
+        } else {
             c->socket->ping();
+            // Qt answers the client's pings by itself, past send(): a client that sends pings
+            // and reads nothing is caught here.
+            boundSendQueue(*c);
+        }
     }
     for (ConnectionId id : silent) {
         qCInfo(lcServer) << "connection" << id << "silent for two heartbeats: closing";

@@ -8,6 +8,7 @@
 #include <QtNotif/server.h>
 
 #include <QtCore/QDir>
+#include <QtCore/QRegularExpression>
 #include <QtCore/QTimer>
 #include <QtTest/QSignalSpy>
 #include <QtTest/QTest>
@@ -394,6 +395,8 @@ private Q_SLOTS:
     void listenFlood();
     void pingFlood();
     void pongFlood();
+    void pingFloodFromAClientThatDoesNotRead_data();
+    void pingFloodFromAClientThatDoesNotRead();
     void everyCaseOnOneServer();
 
 private:
@@ -906,6 +909,38 @@ void tst_BadInput::pongFlood()
     raw->sendText(unlistenText("99"));
     QVERIFY(raw->waitForMessages("ack", 1));
     QCOMPARE(raw->messages.size(), 2);
+}
+
+void tst_BadInput::pingFloodFromAClientThatDoesNotRead_data()
+{
+    QTest::addColumn<bool>("pongs");
+    // Silent but for its pings: caught by the first heartbeat after its pongs passed the send
+    // bound (within two intervals, before it counts as silent).
+    QTest::addRow("pings") << false;
+    // Its pongs keep it alive: caught by the first pong after.
+    QTest::addRow("pings and pongs") << true;
+}
+
+void tst_BadInput::pingFloodFromAClientThatDoesNotRead()
+{
+    // Qt answers every ping by itself: a client that sends pings and reads nothing would have
+    // the server hold every pong. It is closed as any client that does not read (4413).
+    QFETCH(bool, pongs);
+    server->setMaxSendQueue(256 * 1024);
+    server->setHeartbeatInterval(2s);
+    QSignalSpy gone(server.get(), &Server::clientDisconnected);
+    auto raw = openRaw();
+    QVERIFY(!QTest::currentTestFailed());
+    raw->socket.setSocketOption(QAbstractSocket::ReceiveBufferSizeSocketOption, 4096);
+    raw->setReading(false);
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("does not read.*closing it \\(4413\\)"));
+    // 8 MiB of pings: more than the kernel's buffers on both sides take.
+    const QByteArray ping = Raw::frame(Raw::Ping, QByteArray(125, 'p'));
+    const QByteArray pong = Raw::frame(Raw::Pong, {});
+    for (int i = 0; i < 64 * 1024; ++i)
+        raw->write(pongs && i % 64 == 0 ? ping + pong : ping);
+    QTRY_COMPARE_WITH_TIMEOUT(gone.size(), 1, 10000);
+    QCOMPARE(server->connectionCount(), 1);
 }
 
 void tst_BadInput::everyCaseOnOneServer()
