@@ -143,6 +143,16 @@ void ServerPrivate::accept(QWebSocket *socket)
 {
     // The server owns its sockets through Connection (or closeSocket()), not as QObject children.
     socket->setParent(nullptr);
+    // Qt's WebSocket layer reads the frames that came with the handshake request before the
+    // socket is handed over: their messages are lost (no signal is connected yet), and a frame
+    // it refuses (invalid UTF-8, too big, ...) has already closed the socket. Such a socket
+    // must not become a connection that nothing would ever remove.
+    if (socket->state() != QAbstractSocket::ConnectedState) {
+        qCInfo(lcServer) << "dropped a connection the WebSocket layer closed before its welcome:"
+                         << socket->closeCode() << socket->closeReason();
+        socket->deleteLater();
+        return;
+    }
     if (socket->subprotocol() != Subprotocol) {
         return refuse(socket, CloseCode::ProtocolViolation,
                       QStringLiteral("offer the WebSocket subprotocol qtnotif.v1"));
@@ -200,8 +210,10 @@ void ServerPrivate::accept(QWebSocket *socket)
         }
     });
     QObject::connect(socket, &QWebSocket::pong, q, [this, id] {
-        if (Connection *c = connection(id))
+        if (Connection *c = connection(id)) {
             c->lastHeard.restart();
+            boundSendQueue(*c); // the pongs Qt sends by itself count too
+        }
     });
     QObject::connect(socket, &QWebSocket::disconnected, q, [this, id] {
         if (QWebSocket *gone = removeConnection(id)) {
@@ -279,6 +291,13 @@ void ServerPrivate::send(Connection &connection, const QString &text)
     if (connection.overflowing)
         return;
     connection.socket->sendTextMessage(text);
+    boundSendQueue(connection);
+}
+
+void ServerPrivate::boundSendQueue(Connection &connection)
+{
+    if (connection.overflowing)
+        return;
     // Qt hands the frames of one event-loop turn to the kernel together; only what the kernel
     // will not take counts, so a burst to a client that reads is not mistaken for a stall.
     if (connection.socket->bytesToWrite() <= maxSendQueue)
@@ -458,10 +477,14 @@ void ServerPrivate::onHeartbeat()
     const qint64 deadline = 2 * heartbeatInterval.count();
     QList<ConnectionId> silent;
     for (const auto &[id, c] : connections) {
-        if (c->lastHeard.elapsed() > deadline)
+        if (c->lastHeard.elapsed() > deadline) {
             silent.append(id);
-        else
+        } else {
             c->socket->ping();
+            // Qt answers the client's pings by itself, past send(): a client that sends pings
+            // and reads nothing is caught here.
+            boundSendQueue(*c);
+        }
     }
     for (ConnectionId id : silent) {
         qCInfo(lcServer) << "connection" << id << "silent for two heartbeats: closing";

@@ -68,6 +68,9 @@ public:
 
     Connection *connection(ConnectionId id);
     void send(Connection &connection, const QString &text);
+    // Closes the connection (4413, from the event loop) when more than maxSendQueue bytes wait
+    // to be sent to it.
+    void boundSendQueue(Connection &connection);
     // Sends a notification frame, behind any still waiting for an asynchronous prepare.
     void sendNotif(Connection &connection, const QString &text);
     // A place in the client's notification order, filled in later by an asynchronous prepare.
