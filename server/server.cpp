@@ -290,6 +290,8 @@ void ServerPrivate::send(Connection &connection, const QString &text)
 {
     if (connection.overflowing)
         return;
+    if (sendObserver)
+        sendObserver(connection.id, text);
     connection.socket->sendTextMessage(text);
     boundSendQueue(connection);
 }

@@ -184,6 +184,7 @@ Q_SIGNALS:
 private:
     friend class AbstractNotifier;
     friend class RequestState;
+    friend class ServerPrivate;
     std::unique_ptr<ServerPrivate> d;
 };
 

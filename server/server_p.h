@@ -14,6 +14,7 @@
 #include <QtWebSockets/QWebSocketServer>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -65,6 +66,7 @@ class ServerPrivate
 {
 public:
     explicit ServerPrivate(Server *server);
+    static ServerPrivate *get(Server *server) { return server->d.get(); }
 
     Connection *connection(ConnectionId id);
     void send(Connection &connection, const QString &text);
@@ -96,6 +98,9 @@ public:
     void dropConnection(ConnectionId id, quint16 closeCode, const QString &reason);
     // Replaces webSocketServer with one in mode, keeping the settings of the previous one.
     void makeWebSocketServer(QWebSocketServer::SslMode mode);
+    // Reads one text frame of a welcomed client and answers it. The fuzzer (fuzz/) calls it
+    // directly, without sockets.
+    void onTextMessage(ConnectionId id, const QString &message);
 
     Server *q;
     // Qt fixes ws:// or wss:// when it makes the QWebSocketServer: setSslConfiguration() makes
@@ -115,6 +120,9 @@ public:
     QTimer expiryTimer; // fires at the earliest expiry
     ConnectionId lastId = 0;
     QString errorString;
+    // Sees every frame send() hands to a client's socket. Unset but in the fuzzer, which checks
+    // with it that every client frame gets exactly one answer.
+    std::function<void(ConnectionId id, const QString &text)> sendObserver;
 
     std::chrono::milliseconds heartbeatInterval{ 25000 };
     qint64 maxFrameSize = 64 * 1024;
@@ -134,7 +142,6 @@ private:
     // claimed to be, when known) and the application why.
     void refuse(QWebSocket *socket, quint16 closeCode, const QString &reason,
                 const QString &userId = QString());
-    void onTextMessage(ConnectionId id, const QString &message);
     void onHeartbeat();
     // Closes the connections whose credentials have expired (4419), then waits for the next.
     void onExpiry();
