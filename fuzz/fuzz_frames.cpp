@@ -1,0 +1,619 @@
+// libFuzzer target over the frame decoder (protocol/) and the server's dispatch of client frames
+// (ServerPrivate::onTextMessage() and what follows), with notifiers, authorisers, handlers and
+// notifications interleaved. docs/fuzzing.md tells how to run it.
+//
+// An input is a script of lines ('\n' ends a line; empty lines are skipped):
+//   - a line that does not start with '!' is a text frame the current client sends;
+//   - a line that starts with '!' is something the server's application or the network does:
+//       !c<digit>  client <digit> % 4 becomes the current one, connected first if it is not
+//                  (0 is anonymous, 1 alice, 2 bob, 3 kim)
+//       !d         the current client's socket goes away
+//       !k         the application disconnects the current client (Server::disconnectClient)
+//       !i<user>   the application changes the current client's identity (no user: anonymous)
+//       !n<json>   notify the key on every notifier whose key type takes it
+//       !m<json>   the same, leaving out the current client (notFor me)
+//       !o<json>   the same, leaving out the current client's user
+//       !l<json>   server-side listen of the current client to the key on "any"
+//       !u<json>   server-side unlisten of the same
+//       !U<json>   unlistenUser of the current client's user on "any"
+//       !a         answer the requests the handler "later" kept, finish pending prepares
+//                  of "room" (bob's finish at once; the others wait for this)
+//       !x         remove the notifier "room", or add it back
+//       !e         run the event loop once (deferred deletes, queued calls)
+//
+// The server is real; only the sockets are not. A connection is made as accept() makes one after
+// the handshake, with a QWebSocket that never connects (sending to it does nothing), and the
+// server's sendObserver shows the harness every frame sent. Each input gets a server of its own.
+//
+// Besides the sanitizers and Q_ASSERT, the harness checks what docs/protocol.md promises:
+//   - every text frame gets exactly one answer (ack, reply or error), carrying the frame's id
+//     when it had a readable one;
+//   - the decoder agrees with parseObject(), and what it decodes encodes and decodes again to
+//     the same frame; the canonical text of keys and payloads reads back as the same value and
+//     the same text, and notification frames built from them parse;
+//   - every frame sent is a JSON object; notifications (sent at once) go to listening
+//     connections, with seq increasing while they listen; none prepared for an identity reaches
+//     the connection after that identity changed;
+//   - listenerAdded and listenerRemoved tell exactly the changes of the listener table.
+
+#include "roomkey.h"
+#include "server_p.h"
+
+#include <QtNotif/notifier.h>
+#include <QtNotif/protocol.h>
+#include <QtNotif/server.h>
+
+#include <QtCore/QAbstractEventDispatcher>
+#include <QtCore/QCoreApplication>
+#include <QtCore/QJsonArray>
+#include <QtCore/QJsonDocument>
+#include <QtCore/QJsonObject>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <set>
+#include <tuple>
+#include <vector>
+
+using namespace QtNotif;
+
+namespace {
+
+// A broken promise: reported like a crash, with the input that caused it kept as an artifact.
+[[noreturn]] void fail(const char *what, const QString &detail = QString())
+{
+    std::fprintf(stderr, "fuzz_frames: %s %s\n", what, qUtf8Printable(detail));
+    std::abort();
+}
+
+void check(bool condition, const char *what, const QString &detail = QString())
+{
+    if (!condition)
+        fail(what, detail);
+}
+
+// The id an answer must carry, read by the harness's own rule (docs/protocol.md: an integer
+// from 0 to 2^53-1); -1 when the frame has none that can be read.
+qint64 readableId(const QByteArray &utf8)
+{
+    const QJsonDocument document = QJsonDocument::fromJson(utf8);
+    if (!document.isObject())
+        return -1;
+    const QJsonValue id = document.object().value(QLatin1String("id"));
+    if (!id.isDouble())
+        return -1;
+    const double value = id.toDouble();
+    if (!(value >= 0 && value <= 9007199254740991.0) || value != std::floor(value))
+        return -1;
+    return id.toInteger(qint64(value));
+}
+
+// A JSON value from text, scalars included.
+std::optional<QJsonValue> parseValue(const QByteArray &text)
+{
+    QJsonParseError error;
+    const QJsonDocument document = QJsonDocument::fromJson('[' + text + ']', &error);
+    if (error.error != QJsonParseError::NoError || document.array().size() != 1)
+        return std::nullopt;
+    return document.array().at(0);
+}
+
+// The text of a key or payload reads back as the same value, with the same text.
+void checkValueText(const QJsonValue &value)
+{
+    const QString text = Protocol::toJsonText(value);
+    const std::optional<QJsonValue> back = parseValue(text.toUtf8());
+    check(back.has_value(), "the JSON text of a value does not parse:", text);
+    check(Protocol::toJsonText(*back) == text, "the JSON text of a value changes when read back:",
+          text + QLatin1String(" -> ") + Protocol::toJsonText(*back));
+    check(*back == value, "a value is not equal to itself read back from its text:", text);
+}
+
+void checkDecoder(const QByteArray &utf8)
+{
+    using namespace Protocol;
+    const auto decoded = decodeClientFrame(utf8);
+    const std::optional<QJsonObject> object = parseObject(utf8);
+    const qint64 id = readableId(utf8);
+    if (const auto *error = std::get_if<FrameError>(&decoded)) {
+        const bool shapeless
+                = error->code == ErrorCode::InvalidJson || error->code == ErrorCode::NotAnObject;
+        check(object.has_value() != shapeless,
+              "decoder and parseObject() disagree:", QString(error->code));
+        check(error->id.value_or(-1) == id, "an error's id is not the frame's readable id");
+        check(error->code == ErrorCode::InvalidJson || error->code == ErrorCode::NotAnObject
+                      || error->code == ErrorCode::InvalidField
+                      || error->code == ErrorCode::UnknownOp,
+              "the decoder gave an error code of another stage:", QString(error->code));
+        return;
+    }
+    const ClientFrame &frame = std::get<ClientFrame>(decoded);
+    check(object.has_value(), "decoded a frame that parseObject() refuses");
+    check(frame.id == id, "a decoded frame has another id than the readable one");
+
+    // Encoded again, it decodes to the same frame.
+    QString again;
+    if (frame.kind == ClientFrame::Kind::Request) {
+        check(!frame.payload.isUndefined(), "a request without payload");
+        checkValueText(frame.payload);
+        again = requestFrame(frame.id, frame.method, frame.payload);
+    } else {
+        check(!frame.key.isNull() && !frame.key.isUndefined(), "a listen without key");
+        checkValueText(frame.key);
+        again = listenFrame(frame.kind == ClientFrame::Kind::Listen ? Op::Listen : Op::Unlisten,
+                            frame.id, frame.notifier, frame.key);
+    }
+    const auto redecoded = decodeClientFrame(again.toUtf8());
+    const auto *same = std::get_if<ClientFrame>(&redecoded);
+    check(same, "an encoded frame does not decode:", again);
+    check(same->kind == frame.kind && same->id == frame.id && same->notifier == frame.notifier
+                  && same->method == frame.method
+                  && canonicalKey(same->key) == canonicalKey(frame.key) && same->key == frame.key
+                  && same->payload == frame.payload,
+          "a frame encoded and decoded again differs:", again);
+
+    // A notification assembled from these parts, as the server assembles one, parses.
+    const QString name = frame.kind == ClientFrame::Kind::Request ? frame.method : frame.notifier;
+    const QJsonValue key = frame.kind == ClientFrame::Kind::Request ? frame.payload : frame.key;
+    const QString notif = notifFrame(toJsonText(name), canonicalKey(key), 7, toJsonText(key));
+    const std::optional<QJsonObject> parsed = parseObject(notif.toUtf8());
+    check(parsed.has_value(), "an assembled notif frame does not parse:", notif);
+    check(parsed->value(QLatin1String("notifier")) == name
+                  && parsed->value(QLatin1String("key")) == key
+                  && parsed->value(QLatin1String("data")) == key
+                  && parsed->value(QLatin1String("seq")) == 7,
+          "an assembled notif frame reads back differently:", notif);
+}
+
+using Chat = SimpleNotifier<QString, QJsonValue>;
+using Any = SimpleNotifier<QJsonValue, QJsonValue>;
+using Count = Notifier<int, int, QString>;
+using Room = Notifier<RoomKey, QString, QString>;
+
+Identity identityFor(const QString &user)
+{
+    if (user.isEmpty())
+        return Identity::anonymous();
+    return Identity::user(user, { { QStringLiteral("role"), user == QLatin1String("admin")
+                                                                    ? QStringLiteral("admin")
+                                                                    : QStringLiteral("member") } });
+}
+
+// One input's server, its application and the harness's record of what the clients saw.
+class Harness
+{
+public:
+    Harness();
+    ~Harness();
+    void run(const QByteArray &script);
+
+private:
+    // What the harness knows of one connection.
+    struct Peer
+    {
+        QList<qint64> awaited; // ids of frames still unanswered; -1: no readable id
+        QHash<QPair<QString, QString>, qint64> lastSeq; // (notifier, key) -> last seq seen
+    };
+    using Listen = std::tuple<ConnectionId, QString, QString>; // connection, notifier, key text
+
+    void step(const QByteArray &line);
+    void command(char op, const QByteArray &argument);
+    ConnectionId current();
+    ConnectionId connect(int slot);
+    void addRoom();
+    void watch(AbstractNotifier *notifier);
+    void notifyAll(const QJsonValue &key, const QJsonValue &data, const NotFor &notFor);
+    void answerLater();
+    void finishPrepares();
+    void onSent(ConnectionId id, const QString &text);
+    void checkTables() const;
+
+    std::unique_ptr<Server> server;
+    ServerPrivate *d = nullptr;
+    Chat *chat = nullptr;
+    Any *any = nullptr;
+    Count *count = nullptr;
+    Room *room = nullptr;
+
+    ConnectionId clientSlots[4] = {};
+    int currentSlot = 0;
+    std::map<ConnectionId, Peer> peers;
+    std::set<Listen> listens; // as listenerAdded and listenerRemoved told them
+    std::vector<Request> later;
+    std::vector<Request> orphans;                   // kept until the server is gone
+    qint64 dispatching = -1;                        // id of the frame being dispatched
+    std::vector<std::function<void(int)>> prepares; // room's, waiting for "!a"
+    bool finishing = false;                         // in "!a": queued notifications go out
+    int notifies = 0;
+};
+
+Harness::Harness() : server(std::make_unique<Server>())
+{
+    d = ServerPrivate::get(server.get());
+    // Small limits, so that inputs reach them.
+    server->setMaxListensPerConnection(6);
+    server->setMaxKeySize(96);
+    // Practically no refill: which request is refused does not depend on time.
+    server->setRequestRate(1e-6, 12);
+    d->sendObserver = [this](ConnectionId id, const QString &text) { onSent(id, text); };
+    QObject::connect(server.get(), &Server::clientDisconnected, server.get(),
+                     [this](ConnectionId id) {
+                         peers.erase(id);
+                         for (ConnectionId &s : clientSlots) {
+                             if (s == id)
+                                 s = 0;
+                         }
+                     });
+
+    server->setListenAuthorizer(
+            [](const Identity &identity, const QString &notifier, const QJsonValue &key) {
+                if (key.isString() && key.toString().startsWith(QLatin1String("secret")))
+                    return identity.userId() == QLatin1String("admin");
+                return !(notifier == QLatin1String("any") && key.isObject()
+                         && key.toObject().value(QLatin1String("deny")).toBool());
+            });
+
+    chat = new Chat(server.get(), QStringLiteral("chat"));
+    any = new Any(server.get(), QStringLiteral("any"));
+    count = new Count(server.get(), QStringLiteral("count"),
+                      [this](const Identity &identity, const int &n) -> std::optional<QString> {
+                          if (identity.isAnonymous())
+                              return std::nullopt;
+                          // A prepare that disconnects its recipients (and others of the user).
+                          if (identity.userId().startsWith(QLatin1Char('k'))) {
+                              const auto ids = server->connectionsOfUser(identity.userId());
+                              for (ConnectionId id : ids)
+                                  server->disconnectClient(id);
+                          }
+                          return QString::number(n);
+                      });
+    count->setListenAuthorizer([](const Identity &, const int &key) { return key >= 0; });
+    watch(chat);
+    watch(any);
+    watch(count);
+    addRoom();
+
+    server->setHandler(QStringLiteral("echo"), [](const Request &r) { r.reply(r.payload()); });
+    server->setHandler(QStringLiteral("fail"),
+                       [](const Request &r) { r.fail(QStringLiteral("nope"), r.method()); });
+    server->setHandler(QStringLiteral("silent"), [](const Request &) {});
+    server->setHandler(QStringLiteral("later"), [this](const Request &r) { later.push_back(r); });
+    server->setHandler(QStringLiteral("orphan"), [this](const Request &r) {
+        // Answered ("no_reply") only once the server is gone, which must not matter.
+        orphans.push_back(r);
+        peers[r.connection()].awaited.removeOne(dispatching);
+    });
+    server->setHandler(QStringLiteral("notify"), [this](const Request &r) {
+        const QJsonObject payload = r.payload().toObject();
+        notifyAll(payload.value(QLatin1String("key")), payload.value(QLatin1String("data")),
+                  r.me());
+        r.reply();
+    });
+    server->setHandler(QStringLiteral("kick"), [this](const Request &r) {
+        server->disconnectClient(r.connection());
+        r.reply();
+    });
+    server->setHandler(QStringLiteral("relogin"), [this](const Request &r) {
+        server->setIdentity(r.connection(), identityFor(r.payload().toString()));
+        r.reply(true);
+    });
+    server->setHandler(QStringLiteral("listen"), [this](const Request &r) {
+        r.reply(any->listenJson(r.connection(), r.payload()));
+    });
+    server->setHandler(QStringLiteral("unhandle"), [this](const Request &r) {
+        server->removeHandler(r.method());
+        r.reply();
+    });
+}
+
+Harness::~Harness()
+{
+    d->sendObserver = nullptr;
+    later.clear();
+    server.reset();
+    // What outlives the server: requests still to answer and prepares still to finish.
+    orphans.clear();
+    finishPrepares();
+    QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
+    // A closed socket is aborted if its close handshake takes more than 5 s: a single-shot
+    // timer, parented to the event dispatcher until it fires. The event loop does not run
+    // here: without this, every input would leave its timers behind, and libFuzzer would take
+    // the growth for a leak to look into after each input.
+    if (QObject *dispatcher = QAbstractEventDispatcher::instance()) {
+        const QObjectList children = dispatcher->children();
+        for (QObject *child : children) {
+            if (child->inherits("QSingleShotTimer"))
+                delete child;
+        }
+    }
+}
+
+void Harness::watch(AbstractNotifier *notifier)
+{
+    QObject::connect(
+            notifier, &AbstractNotifier::listenerAdded, notifier,
+            [this, notifier](ConnectionId id, const Identity &, const QJsonValue &key) {
+                check(listens.emplace(id, notifier->name(), Protocol::canonicalKey(key)).second,
+                      "listenerAdded for a listen already there");
+                // Presence, as applications do it: tell the key who came.
+                if (notifier == chat && key.toString().startsWith(QLatin1Char('p')))
+                    chat->notify(key.toString(), QStringLiteral("joined"));
+            });
+    QObject::connect(notifier, &AbstractNotifier::listenerRemoved, notifier,
+                     [this, notifier](ConnectionId id, const Identity &, const QJsonValue &key) {
+                         const QString text = Protocol::canonicalKey(key);
+                         check(listens.erase({ id, notifier->name(), text }) == 1,
+                               "listenerRemoved for no listen:", text);
+                         if (const auto peer = peers.find(id); peer != peers.end())
+                             peer->second.lastSeq.remove({ notifier->name(), text });
+                         if (notifier == chat && key.toString().startsWith(QLatin1Char('p')))
+                             chat->notify(key.toString(), QStringLiteral("left"));
+                     });
+}
+
+void Harness::addRoom()
+{
+    room = new Room(server.get(), QStringLiteral("room"),
+                    [this](const Identity &identity, const QString &, Room::Done done) {
+                        // Finished by "!a", in an order of the harness's choosing, or at once
+                        // for bob; the data is the user it was prepared for.
+                        if (identity.userId() == QLatin1String("bob")) {
+                            done(identity.userId());
+                            return;
+                        }
+                        prepares.push_back([done, user = identity.userId()](int how) {
+                            if (how % 3 == 1)
+                                done(std::nullopt);
+                            else
+                                done(user);
+                            if (how % 4 == 0)
+                                done(user); // a second call must be ignored
+                        });
+                    });
+    room->setListenAuthorizer([](const Identity &identity, const RoomKey &key) {
+        return key.level <= 3
+               || identity.attribute(QStringLiteral("role")) == QLatin1String("admin");
+    });
+    watch(room);
+}
+
+ConnectionId Harness::connect(int s)
+{
+    static const QLatin1String users[] = { QLatin1String(""), QLatin1String("alice"),
+                                           QLatin1String("bob"), QLatin1String("kim") };
+    // What ServerPrivate::accept() does once the handshake and the authenticator passed.
+    auto owned = std::make_unique<Connection>();
+    const ConnectionId id = ++d->lastId;
+    owned->id = id;
+    owned->socket.reset(new QWebSocket);
+    owned->identity = identityFor(users[s]);
+    owned->lastHeard.start();
+    owned->requestTokens = d->requestBurst;
+    owned->requestClock.start();
+    d->registry.addConnection(id, owned->identity.userId());
+    d->connections.emplace(id, std::move(owned));
+    peers[id];
+    clientSlots[s] = id;
+    return id;
+}
+
+ConnectionId Harness::current()
+{
+    return clientSlots[currentSlot] ? clientSlots[currentSlot] : connect(currentSlot);
+}
+
+void Harness::notifyAll(const QJsonValue &key, const QJsonValue &data, const NotFor &notFor)
+{
+    ++notifies;
+    if (const auto k = Codec<QString>::decode(key))
+        chat->notify(*k, data, notFor);
+    any->notify(key, data, notFor);
+    if (const auto k = Codec<int>::decode(key))
+        count->notify(*k, notifies, notFor);
+    if (room) {
+        if (const auto k = Codec<RoomKey>::decode(key))
+            room->notify(*k, QString::number(notifies), notFor);
+    }
+}
+
+void Harness::answerLater()
+{
+    const auto kept = std::exchange(later, {});
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+        if (i % 2 == 0)
+            kept[i].reply(int(i));
+        // the others go unanswered: "no_reply" when the last copy goes
+    }
+}
+
+void Harness::finishPrepares()
+{
+    finishing = true;
+    // Last first: each client must still get its notifications in notify order.
+    auto waiting = std::exchange(prepares, {});
+    for (std::size_t i = waiting.size(); i-- > 0;)
+        waiting[i](int(i));
+    finishing = false;
+}
+
+void Harness::command(char op, const QByteArray &argument)
+{
+    const auto json = [&argument] { return parseValue(argument); };
+    switch (op) {
+    case 'c':
+        currentSlot = argument.isEmpty() ? 0 : (argument.at(0) & 0xff) % 4;
+        current();
+        break;
+    case 'd':
+        if (const ConnectionId id = clientSlots[currentSlot]) {
+            if (QWebSocket *socket = d->removeConnection(id))
+                socket->deleteLater();
+        }
+        break;
+    case 'k':
+        if (clientSlots[currentSlot])
+            server->disconnectClient(clientSlots[currentSlot], 1000, QStringLiteral("kicked"));
+        break;
+    case 'i':
+        server->setIdentity(current(), identityFor(QString::fromUtf8(argument)));
+        break;
+    case 'n':
+    case 'm':
+    case 'o':
+        if (const auto key = json()) {
+            const ConnectionId me = current();
+            const NotFor notFor = op == 'n'   ? NotFor()
+                                  : op == 'm' ? NotFor::connection(me)
+                                              : NotFor::user(server->identity(me).userId());
+            notifyAll(*key, QJsonValue(notifies), notFor);
+        }
+        break;
+    case 'l':
+        if (const auto key = json())
+            any->listenJson(current(), *key);
+        break;
+    case 'u':
+        if (const auto key = json())
+            any->unlistenJson(current(), *key);
+        break;
+    case 'U':
+        if (const auto key = json())
+            any->unlistenUserJson(server->identity(current()).userId(), *key);
+        break;
+    case 'a':
+        answerLater();
+        finishPrepares();
+        break;
+    case 'x':
+        if (room) {
+            delete room;
+            room = nullptr;
+            // Deleting a notifier tells its listeners "unlistened", not listenerRemoved.
+            for (auto it = listens.begin(); it != listens.end();) {
+                if (std::get<1>(*it) == QLatin1String("room"))
+                    it = listens.erase(it);
+                else
+                    ++it;
+            }
+        } else {
+            addRoom();
+        }
+        break;
+    case 'e':
+        QCoreApplication::processEvents();
+        QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
+        break;
+    default:
+        break;
+    }
+}
+
+void Harness::step(const QByteArray &line)
+{
+    if (line.startsWith('!')) {
+        command(line.size() > 1 ? line.at(1) : '\0', line.mid(2));
+    } else {
+        // What a WebSocket hands over is valid UTF-8: invalid text closes the connection.
+        const QString text = QString::fromUtf8(line);
+        const QByteArray utf8 = text.toUtf8();
+        checkDecoder(utf8);
+        const ConnectionId id = current();
+        dispatching = readableId(utf8);
+        peers[id].awaited.append(dispatching);
+        d->onTextMessage(id, text);
+    }
+    checkTables();
+}
+
+void Harness::run(const QByteArray &script)
+{
+    for (const QByteArray &line : script.split('\n')) {
+        if (!line.isEmpty())
+            step(line);
+    }
+    answerLater();
+    for (const auto &[id, peer] : peers) {
+        check(peer.awaited.isEmpty(), "frames never answered on connection", QString::number(id));
+    }
+    checkTables();
+}
+
+void Harness::onSent(ConnectionId id, const QString &text)
+{
+    const std::optional<QJsonObject> frame = Protocol::parseObject(text.toUtf8());
+    check(frame.has_value(), "the server sent a frame that is not a JSON object:", text);
+    const auto peer = peers.find(id);
+    check(peer != peers.end(), "a frame sent to a connection that is gone:", text);
+    const QString op = frame->value(QLatin1String("op")).toString();
+    if (op == QLatin1String("ack") || op == QLatin1String("reply")
+        || op == QLatin1String("error")) {
+        const QJsonValue idValue = frame->value(QLatin1String("id"));
+        const qint64 answered = idValue.isUndefined() ? -1 : idValue.toInteger(-2);
+        const auto at = peer->second.awaited.indexOf(answered);
+        check(at >= 0, "an answer to no frame:", text);
+        peer->second.awaited.removeAt(at);
+    } else if (op == QLatin1String("notif")) {
+        const QString notifier = frame->value(QLatin1String("notifier")).toString();
+        const QString key = Protocol::canonicalKey(frame->value(QLatin1String("key")));
+        const qint64 seq = frame->value(QLatin1String("seq")).toInteger();
+        if (notifier == QLatin1String("room")) {
+            const Connection *c = d->connection(id);
+            check(frame->value(QLatin1String("data")).toString() == c->identity.userId(),
+                  "a notification prepared for another identity:", text);
+        }
+        qint64 &last = peer->second.lastSeq[{ notifier, key }];
+        if (finishing) {
+            // Held back behind a prepare: it may follow an unlisten, or a listen again.
+            last = 0;
+        } else {
+            check(d->registry.isListening(id, notifier, key),
+                  "a notification for a key the connection does not listen to:", text);
+            check(seq > last, "seq did not increase:", text);
+            last = seq;
+        }
+    } else {
+        check(op == QLatin1String("listened") || op == QLatin1String("unlistened")
+                      || op == QLatin1String("identity"),
+              "the server sent a frame of unknown op:", text);
+    }
+}
+
+void Harness::checkTables() const
+{
+    check(int(listens.size()) == server->listenCount(),
+          "listenerAdded/listenerRemoved do not add up to the listener table");
+    std::set<std::pair<QString, QString>> keys;
+    for (const auto &[id, notifier, key] : listens) {
+        check(d->registry.isListening(id, notifier, key),
+              "a listen the table does not have:", notifier + QLatin1Char(' ') + key);
+        keys.emplace(notifier, key);
+    }
+    check(int(keys.size()) == server->keyCount(), "key count differs from the listens");
+    check(int(d->connections.size()) == d->registry.connectionCount(),
+          "connections and the table disagree");
+    check(d->connections.size() == peers.size(), "the harness lost track of connections");
+}
+
+void ignoreMessages(QtMsgType, const QMessageLogContext &, const QString &) { }
+
+} // namespace
+
+extern "C" int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    // Warnings ("does not decode", "ignored a limit") are expected: keep the run quiet. Fatal
+    // messages (Q_ASSERT) still abort after the handler.
+    qInstallMessageHandler(ignoreMessages);
+    new QCoreApplication(*argc, *argv); // for timers and deleteLater; lives until exit
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    Harness harness;
+    harness.run(QByteArray::fromRawData(reinterpret_cast<const char *>(data), qsizetype(size)));
+    return 0;
+}
