@@ -6,9 +6,11 @@ QTNOTIF_BUILD_DIR=${QTNOTIF_BUILD_DIR:-$QTNOTIF_ROOT/build}
 
 # The Debian packages the build and the tests need. The server links hiredis (the Redis
 # backplane) and libjwt (JwtAuthenticator); the cluster tests run a real redis-server, and nginx
-# in front of the demo nodes; the JWT and TLS tests make their keys and certificates with openssl.
+# in front of the demo nodes; the JWT and TLS tests make their keys and certificates with openssl;
+# the fuzzer (fuzz/) builds with clang and libFuzzer.
 QTNOTIF_PACKAGES=(
     cmake ninja-build g++ pkg-config libhiredis-dev libjwt-dev openssl redis-server nginx-light
+    clang-14 libfuzzer-14-dev
     qt6-base-dev qt6-base-dev-tools qt6-websockets-dev libgl-dev
     qt6-declarative-dev qt6-declarative-dev-tools
     qml6-module-qtqml qml6-module-qtqml-models qml6-module-qtqml-workerscript qml6-module-qtquick

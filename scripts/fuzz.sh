@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs the fuzzer (fuzz/fuzz_frames.cpp) over the frame decoder and the server's dispatch.
+# docs/fuzzing.md says what it checks and how to read what it finds.
+#
+#   scripts/fuzz.sh                  builds the fuzzer if needed, then fuzzes for 60 s
+#   scripts/fuzz.sh --time 3600      an hour; --jobs N runs N fuzzing processes side by side
+#   scripts/fuzz.sh CRASH-FILE...    runs the fuzzer once on each file (a crash-*, leak-* or
+#                                    timeout-* it left in build/fuzz/artifacts/): reproduces it
+#   scripts/fuzz.sh -- -runs=1000    arguments after -- go to libFuzzer as they are
+#
+# Options: --no-build uses the fuzzer already built (the ctest test fuzz_frames does);
+# --fresh starts from the seed corpus alone, forgetting what earlier runs found.
+# The seed corpus fuzz/corpus/ is only read; what the fuzzer adds goes to
+# build/fuzz/work-corpus/. Environment: QTNOTIF_BUILD_DIR (default build/).
+# Exits non-zero when the fuzzer finds a crash, a leak, undefined behaviour or a broken check.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+time=60
+jobs=1
+build=1
+fresh=0
+inputs=()
+extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --time) time=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --fresh) fresh=1; shift ;;
+    --) shift; extra=("$@"); break ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) inputs+=("$1"); shift ;;
+    esac
+done
+
+if [ "$build" -eq 1 ]; then
+    install_packages "${QTNOTIF_PACKAGES[@]}"
+    log "Configuring in $QTNOTIF_BUILD_DIR"
+    cmake -S "$QTNOTIF_ROOT" -B "$QTNOTIF_BUILD_DIR" -G Ninja \
+        -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" -DQTNOTIF_BUILD_TESTS=ON
+    log "Building the fuzzer"
+    cmake --build "$QTNOTIF_BUILD_DIR" --target qtnotif_fuzzer
+fi
+
+fuzzer=$QTNOTIF_BUILD_DIR/fuzz-build/fuzz/fuzz_frames
+if [ ! -x "$fuzzer" ]; then
+    echo "no fuzzer at $fuzzer: build it (scripts/fuzz.sh without --no-build), with" \
+        "clang-14 and libfuzzer-14-dev installed" >&2
+    exit 1
+fi
+
+# Reproducing: the inputs once each, nothing else.
+if [ ${#inputs[@]} -gt 0 ]; then
+    exec "$fuzzer" "${inputs[@]}" "${extra[@]}"
+fi
+
+work=$QTNOTIF_BUILD_DIR/fuzz/work-corpus
+artifacts=$QTNOTIF_BUILD_DIR/fuzz/artifacts
+[ "$fresh" -eq 0 ] || rm -rf "$work"
+mkdir -p "$work" "$artifacts"
+options=(
+    -max_total_time="$time"
+    -max_len=4096   # a few dozen frames and commands: sequences, without slow inputs
+    -timeout=10     # one input takes milliseconds; seconds mean a hang
+    -rss_limit_mb=3072
+    -dict="$QTNOTIF_ROOT/fuzz/frames.dict"
+    -artifact_prefix="$artifacts/"
+    -print_final_stats=1
+)
+if [ "$jobs" -gt 1 ]; then
+    options+=(-fork="$jobs")
+fi
+log "Fuzzing for ${time} s; new inputs in $work, findings in $artifacts"
+# The first directory receives new inputs; the seed corpus after it is only read.
+cd "$artifacts"
+exec "$fuzzer" "${options[@]}" "${extra[@]}" "$work" "$QTNOTIF_ROOT/fuzz/corpus"
