@@ -86,7 +86,8 @@ Q_SIGNALS:
 protected:
     AbstractNotifier(Server *server, const QString &name);
 
-    // Whether a key sent by a client has the shape of this notifier's key type.
+    // Whether a key sent by a client has the shape of this notifier's key type, in the form
+    // notifications on it are sent with (for a typed key: encoded back from its decoded value).
     virtual bool acceptsKey(const QJsonValue &key) const = 0;
     // Whether the identity may listen to the key; the server-wide authoriser runs first.
     virtual bool authorizeListen(const Identity &identity, const QJsonValue &key) const;

@@ -2,6 +2,7 @@
 
 #include <QtNotif/abstractnotifier.h>
 #include <QtNotif/codec.h>
+#include <QtNotif/protocol.h>
 
 #include <QtCore/QFuture>
 #include <QtCore/QLoggingCategory>
@@ -69,7 +70,13 @@ protected:
 
     bool acceptsKey(const QJsonValue &key) const override
     {
-        return Codec<Key>::decode(key).has_value();
+        // Only in the form notify() gives the key: a listen must be one notify() can reach. A
+        // gadget key missing a property, or with an unknown member, decodes all the same, but
+        // notify() would send to another key, and the listener would wait for nothing.
+        const std::optional<Key> decoded = Codec<Key>::decode(key);
+        return decoded
+               && Protocol::canonicalKey(Codec<Key>::encode(*decoded))
+                          == Protocol::canonicalKey(key);
     }
     bool authorizeListen(const Identity &identity, const QJsonValue &key) const override
     {
