@@ -34,7 +34,9 @@
 //   - every frame sent is a JSON object; notifications (sent at once) go to listening
 //     connections, with seq increasing while they listen; none prepared for an identity reaches
 //     the connection after that identity changed;
-//   - listenerAdded and listenerRemoved tell exactly the changes of the listener table.
+//   - listenerAdded and listenerRemoved tell exactly the changes of the listener table;
+//   - a listen to a typed notifier is registered under the key notify() gives for the key's
+//     decoded value, so that notifications on that value reach it.
 
 #include "roomkey.h"
 #include "server_p.h"
@@ -205,7 +207,8 @@ private:
     ConnectionId current();
     ConnectionId connect(int slot);
     void addRoom();
-    void watch(AbstractNotifier *notifier);
+    template<typename Key>
+    void watch(KeyedNotifier<Key> *notifier);
     void notifyAll(const QJsonValue &key, const QJsonValue &data, const NotFor &notFor);
     void answerLater();
     void finishPrepares();
@@ -332,15 +335,23 @@ Harness::~Harness()
     }
 }
 
-void Harness::watch(AbstractNotifier *notifier)
+template<typename Key>
+void Harness::watch(KeyedNotifier<Key> *notifier)
 {
     QObject::connect(
             notifier, &AbstractNotifier::listenerAdded, notifier,
             [this, notifier](ConnectionId id, const Identity &, const QJsonValue &key) {
-                check(listens.emplace(id, notifier->name(), Protocol::canonicalKey(key)).second,
+                const QString text = Protocol::canonicalKey(key);
+                check(listens.emplace(id, notifier->name(), text).second,
                       "listenerAdded for a listen already there");
+                // notify(value) sends to the listeners of encode(value).
+                const std::optional<Key> value = Codec<Key>::decode(key);
+                check(value.has_value(), "a listen to a key of another type:", text);
+                const QString notified = Protocol::canonicalKey(Codec<Key>::encode(*value));
+                check(notified == text, "a listen that notifications on its key do not reach:",
+                      text + QLatin1String(" is notified as ") + notified);
                 // Presence, as applications do it: tell the key who came.
-                if (notifier == chat && key.toString().startsWith(QLatin1Char('p')))
+                if (notifier->name() == chat->name() && key.toString().startsWith(QLatin1Char('p')))
                     chat->notify(key.toString(), QStringLiteral("joined"));
             });
     QObject::connect(notifier, &AbstractNotifier::listenerRemoved, notifier,
@@ -350,7 +361,8 @@ void Harness::watch(AbstractNotifier *notifier)
                                "listenerRemoved for no listen:", text);
                          if (const auto peer = peers.find(id); peer != peers.end())
                              peer->second.lastSeq.remove({ notifier->name(), text });
-                         if (notifier == chat && key.toString().startsWith(QLatin1Char('p')))
+                         if (notifier->name() == chat->name()
+                             && key.toString().startsWith(QLatin1Char('p')))
                              chat->notify(key.toString(), QStringLiteral("left"));
                      });
 }
