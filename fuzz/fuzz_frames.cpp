@@ -20,6 +20,8 @@
 //                  of "room" (bob's finish at once; the others wait for this)
 //       !x         remove the notifier "room", or add it back
 //       !e         run the event loop once (deferred deletes, queued calls)
+//       !q<json>   ask "any" who listens to the key (count, connections, users)
+//       !h<digit>  capacity hints for "any", then clean() it
 //
 // The server is real; only the sockets are not. A connection is made as accept() makes one after
 // the handshake, with a QWebSocket that never connects (sending to it does nothing), and the
@@ -34,7 +36,8 @@
 //   - every frame sent is a JSON object; notifications (sent at once) go to listening
 //     connections, with seq increasing while they listen; none prepared for an identity reaches
 //     the connection after that identity changed;
-//   - listenerAdded and listenerRemoved tell exactly the changes of the listener table;
+//   - listenerAdded and listenerRemoved tell exactly the changes of the listener table, and
+//     a notifier's answers about who listens to a key agree with them;
 //   - a listen to a typed notifier is registered under the key notify() gives for the key's
 //     decoded value, so that notifications on that value reach it.
 
@@ -214,6 +217,7 @@ private:
     void finishPrepares();
     void onSent(ConnectionId id, const QString &text);
     void checkTables() const;
+    void checkListeners(const QJsonValue &key) const;
 
     std::unique_ptr<Server> server;
     ServerPrivate *d = nullptr;
@@ -519,6 +523,16 @@ void Harness::command(char op, const QByteArray &argument)
         QCoreApplication::processEvents();
         QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
         break;
+    case 'q':
+        if (const auto key = json())
+            checkListeners(*key);
+        break;
+    case 'h': {
+        const int hint = argument.isEmpty() ? 0 : (argument.at(0) & 0xff) % 8;
+        any->setCapacityHints(hint * 4, hint);
+        any->clean();
+        break;
+    }
     default:
         break;
     }
@@ -608,6 +622,32 @@ void Harness::checkTables() const
     check(int(d->connections.size()) == d->registry.connectionCount(),
           "connections and the table disagree");
     check(d->connections.size() == peers.size(), "the harness lost track of connections");
+}
+
+void Harness::checkListeners(const QJsonValue &key) const
+{
+    const QString text = Protocol::canonicalKey(key);
+    QSet<ConnectionId> expected;
+    QStringList users;
+    for (const auto &[id, notifier, listened] : listens) {
+        if (notifier == any->name() && listened == text) {
+            expected.insert(id);
+            if (const QString user = server->identity(id).userId(); !user.isEmpty())
+                users.append(user);
+        }
+    }
+    users.sort();
+    users.removeDuplicates();
+    const QList<ConnectionId> listeners = any->localListenersJson(key);
+    check(QSet<ConnectionId>(listeners.cbegin(), listeners.cend()) == expected
+                  && listeners.size() == expected.size(),
+          "localListenersJson() differs from the listens:", text);
+    check(any->localListenerCountJson(key) == expected.size(),
+          "localListenerCountJson() differs from the listens:", text);
+    check(any->localListeningUsersJson(key) == users,
+          "localListeningUsersJson() differs from the listens:", text);
+    check(any->listenerCountJson(key).result() == expected.size(),
+          "listenerCountJson() of a server alone differs from the listens:", text);
 }
 
 void ignoreMessages(QtMsgType, const QMessageLogContext &, const QString &) { }
