@@ -2,9 +2,13 @@
 // (ServerPrivate::onTextMessage() and what follows), with notifiers, authorisers, handlers and
 // notifications interleaved. docs/fuzzing.md tells how to run it.
 //
-// An input is a script of lines ('\n' ends a line; empty lines are skipped):
+// An input is a script of lines ('\n' ends a line; empty lines are skipped). When the first line
+// is "!C", the server is two, nodes of one cluster (an in-process backplane), clients 0 and 1 on
+// the first, 2 and 3 on the second; notifications cross between them when events run ("!e",
+// and at the end). Then:
 //   - a line that does not start with '!' is a text frame the current client sends;
-//   - a line that starts with '!' is something the server's application or the network does:
+//   - a line that starts with '!' is something the server's application or the network does
+//     (on the current client's server):
 //       !c<digit>  client <digit> % 4 becomes the current one, connected first if it is not
 //                  (0 is anonymous, 1 alice, 2 bob, 3 kim)
 //       !d         the current client's socket goes away
@@ -67,6 +71,9 @@
 using namespace QtNotif;
 
 namespace {
+
+// QTNOTIF_FUZZ_TRACE=1 prints each step and each frame sent: what reproducing a finding shows.
+const bool tracing = qEnvironmentVariableIsSet("QTNOTIF_FUZZ_TRACE");
 
 // A broken promise: reported like a crash, with the input that caused it kept as an artifact.
 [[noreturn]] void fail(const char *what, const QString &detail = QString())
@@ -188,15 +195,26 @@ Identity identityFor(const QString &user)
                                                                     : QStringLiteral("member") } });
 }
 
-// One input's server, its application and the harness's record of what the clients saw.
+// One input's server (two in a cluster), its application and the harness's record of what the
+// clients saw.
 class Harness
 {
 public:
-    Harness();
+    explicit Harness(bool clustered);
     ~Harness();
-    void run(const QByteArray &script);
+    void run(const QList<QByteArray> &lines);
 
 private:
+    // One server and the notifiers its application made.
+    struct Node
+    {
+        std::unique_ptr<Server> server;
+        ServerPrivate *d = nullptr;
+        Chat *chat = nullptr;
+        Any *any = nullptr;
+        Count *count = nullptr;
+        Room *room = nullptr;
+    };
     // What the harness knows of one connection.
     struct Peer
     {
@@ -205,56 +223,69 @@ private:
     };
     using Listen = std::tuple<ConnectionId, QString, QString>; // connection, notifier, key text
 
+    // The connection ids of node n start at n << 32: ids say their node.
+    Node &nodeOf(ConnectionId id) { return nodes[std::size_t(id >> 32)]; }
+    const Node &nodeOf(ConnectionId id) const { return nodes[std::size_t(id >> 32)]; }
+    void setUp(Node &node, int index);
     void step(const QByteArray &line);
     void command(char op, const QByteArray &argument);
     ConnectionId current();
     ConnectionId connect(int slot);
-    void addRoom();
+    void addRoom(Node &node);
     template<typename Key>
-    void watch(KeyedNotifier<Key> *notifier);
-    void notifyAll(const QJsonValue &key, const QJsonValue &data, const NotFor &notFor);
+    void watch(Node &node, KeyedNotifier<Key> *notifier);
+    void notifyAll(Node &node, const QJsonValue &key, const QJsonValue &data, const NotFor &notFor);
     void answerLater();
     void finishPrepares();
     void onSent(ConnectionId id, const QString &text);
     void checkTables() const;
-    void checkListeners(const QJsonValue &key) const;
+    void checkListeners(const Node &node, const QJsonValue &key) const;
 
-    std::unique_ptr<Server> server;
-    ServerPrivate *d = nullptr;
-    Chat *chat = nullptr;
-    Any *any = nullptr;
-    Count *count = nullptr;
-    Room *room = nullptr;
-
+    // Node 0; in a cluster, node 1 too, joined by an in-process backplane. Clients 0 and 1 are
+    // on node 0, clients 2 and 3 on the last node.
+    std::vector<Node> nodes;
     ConnectionId clientSlots[4] = {};
     int currentSlot = 0;
     std::map<ConnectionId, Peer> peers;
     std::set<Listen> listens; // as listenerAdded and listenerRemoved told them
     std::vector<Request> later;
-    std::vector<Request> orphans;                   // kept until the server is gone
+    std::vector<Request> orphans;                   // kept until the servers are gone
     qint64 dispatching = -1;                        // id of the frame being dispatched
     std::vector<std::function<void(int)>> prepares; // room's, waiting for "!a"
     bool finishing = false;                         // in "!a": queued notifications go out
     int notifies = 0;
 };
 
-Harness::Harness() : server(std::make_unique<Server>())
+Harness::Harness(bool clustered) : nodes(clustered ? 2 : 1)
 {
-    d = ServerPrivate::get(server.get());
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+        setUp(nodes[i], int(i));
+    if (clustered) {
+        for (Node &node : nodes)
+            check(node.server->setBackplane(QUrl(QStringLiteral("inproc://fuzz"))),
+                  "no in-process backplane");
+    }
+}
+
+void Harness::setUp(Node &node, int index)
+{
+    node.server = std::make_unique<Server>();
+    Server *server = node.server.get();
+    node.d = ServerPrivate::get(server);
+    node.d->lastId = ConnectionId(index) << 32;
     // Small limits, so that inputs reach them.
     server->setMaxListensPerConnection(6);
     server->setMaxKeySize(96);
     // Practically no refill: which request is refused does not depend on time.
     server->setRequestRate(1e-6, 12);
-    d->sendObserver = [this](ConnectionId id, const QString &text) { onSent(id, text); };
-    QObject::connect(server.get(), &Server::clientDisconnected, server.get(),
-                     [this](ConnectionId id) {
-                         peers.erase(id);
-                         for (ConnectionId &s : clientSlots) {
-                             if (s == id)
-                                 s = 0;
-                         }
-                     });
+    node.d->sendObserver = [this](ConnectionId id, const QString &text) { onSent(id, text); };
+    QObject::connect(server, &Server::clientDisconnected, server, [this](ConnectionId id) {
+        peers.erase(id);
+        for (ConnectionId &s : clientSlots) {
+            if (s == id)
+                s = 0;
+        }
+    });
 
     server->setListenAuthorizer(
             [](const Identity &identity, const QString &notifier, const QJsonValue &key) {
@@ -264,25 +295,27 @@ Harness::Harness() : server(std::make_unique<Server>())
                          && key.toObject().value(QLatin1String("deny")).toBool());
             });
 
-    chat = new Chat(server.get(), QStringLiteral("chat"));
-    any = new Any(server.get(), QStringLiteral("any"));
-    count = new Count(server.get(), QStringLiteral("count"),
-                      [this](const Identity &identity, const int &n) -> std::optional<QString> {
-                          if (identity.isAnonymous())
-                              return std::nullopt;
-                          // A prepare that disconnects its recipients (and others of the user).
-                          if (identity.userId().startsWith(QLatin1Char('k'))) {
-                              const auto ids = server->connectionsOfUser(identity.userId());
-                              for (ConnectionId id : ids)
-                                  server->disconnectClient(id);
-                          }
-                          return QString::number(n);
-                      });
-    count->setListenAuthorizer([](const Identity &, const int &key) { return key >= 0; });
-    watch(chat);
-    watch(any);
-    watch(count);
-    addRoom();
+    node.chat = new Chat(server, QStringLiteral("chat"));
+    node.any = new Any(server, QStringLiteral("any"));
+    node.count
+            = new Count(server, QStringLiteral("count"),
+                        [server](const Identity &identity, const int &n) -> std::optional<QString> {
+                            if (identity.isAnonymous())
+                                return std::nullopt;
+                            // A prepare that disconnects its recipient (and others of the
+                            // user).
+                            if (identity.userId().startsWith(QLatin1Char('k'))) {
+                                const auto ids = server->connectionsOfUser(identity.userId());
+                                for (ConnectionId id : ids)
+                                    server->disconnectClient(id);
+                            }
+                            return QString::number(n);
+                        });
+    node.count->setListenAuthorizer([](const Identity &, const int &key) { return key >= 0; });
+    watch(node, node.chat);
+    watch(node, node.any);
+    watch(node, node.count);
+    addRoom(node);
 
     server->setHandler(QStringLiteral("echo"), [](const Request &r) { r.reply(r.payload()); });
     server->setHandler(QStringLiteral("fail"),
@@ -294,24 +327,24 @@ Harness::Harness() : server(std::make_unique<Server>())
         orphans.push_back(r);
         peers[r.connection()].awaited.removeOne(dispatching);
     });
-    server->setHandler(QStringLiteral("notify"), [this](const Request &r) {
+    server->setHandler(QStringLiteral("notify"), [this, &node](const Request &r) {
         const QJsonObject payload = r.payload().toObject();
-        notifyAll(payload.value(QLatin1String("key")), payload.value(QLatin1String("data")),
+        notifyAll(node, payload.value(QLatin1String("key")), payload.value(QLatin1String("data")),
                   r.me());
         r.reply();
     });
-    server->setHandler(QStringLiteral("kick"), [this](const Request &r) {
+    server->setHandler(QStringLiteral("kick"), [server](const Request &r) {
         server->disconnectClient(r.connection());
         r.reply();
     });
-    server->setHandler(QStringLiteral("relogin"), [this](const Request &r) {
+    server->setHandler(QStringLiteral("relogin"), [server](const Request &r) {
         server->setIdentity(r.connection(), identityFor(r.payload().toString()));
         r.reply(true);
     });
-    server->setHandler(QStringLiteral("listen"), [this](const Request &r) {
-        r.reply(any->listenJson(r.connection(), r.payload()));
+    server->setHandler(QStringLiteral("listen"), [&node](const Request &r) {
+        r.reply(node.any->listenJson(r.connection(), r.payload()));
     });
-    server->setHandler(QStringLiteral("unhandle"), [this](const Request &r) {
+    server->setHandler(QStringLiteral("unhandle"), [server](const Request &r) {
         server->removeHandler(r.method());
         r.reply();
     });
@@ -319,17 +352,20 @@ Harness::Harness() : server(std::make_unique<Server>())
 
 Harness::~Harness()
 {
-    d->sendObserver = nullptr;
+    for (Node &node : nodes)
+        node.d->sendObserver = nullptr;
     later.clear();
-    server.reset();
-    // What outlives the server: requests still to answer and prepares still to finish.
+    for (Node &node : nodes)
+        node.server.reset();
+    nodes.clear();
+    // What outlives the servers: requests still to answer and prepares still to finish.
     orphans.clear();
     finishPrepares();
     QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
-    // A closed socket is aborted if its close handshake takes more than 5 s: a single-shot
-    // timer, parented to the event dispatcher until it fires. The event loop does not run
-    // here: without this, every input would leave its timers behind, and libFuzzer would take
-    // the growth for a leak to look into after each input.
+    // A closed socket is aborted if its close handshake takes more than 5 s, and a cluster
+    // request ends after 2 s: single-shot timers, parented to the event dispatcher until they
+    // fire. The event loop does not run here: without this, every input would leave its timers
+    // behind, and libFuzzer would take the growth for a leak to look into after each input.
     if (QObject *dispatcher = QAbstractEventDispatcher::instance()) {
         const QObjectList children = dispatcher->children();
         for (QObject *child : children) {
@@ -340,11 +376,18 @@ Harness::~Harness()
 }
 
 template<typename Key>
-void Harness::watch(KeyedNotifier<Key> *notifier)
+void Harness::watch(Node &node, KeyedNotifier<Key> *notifier)
 {
+    // Presence, as applications do it: a chat key that starts with 'p' is told who comes and
+    // goes.
+    const auto presence = [&node, notifier](const QJsonValue &key, const QString &what) {
+        if (static_cast<AbstractNotifier *>(notifier) == node.chat
+            && key.toString().startsWith(QLatin1Char('p')))
+            node.chat->notify(key.toString(), what);
+    };
     QObject::connect(
             notifier, &AbstractNotifier::listenerAdded, notifier,
-            [this, notifier](ConnectionId id, const Identity &, const QJsonValue &key) {
+            [this, notifier, presence](ConnectionId id, const Identity &, const QJsonValue &key) {
                 const QString text = Protocol::canonicalKey(key);
                 check(listens.emplace(id, notifier->name(), text).second,
                       "listenerAdded for a listen already there");
@@ -354,53 +397,51 @@ void Harness::watch(KeyedNotifier<Key> *notifier)
                 const QString notified = Protocol::canonicalKey(Codec<Key>::encode(*value));
                 check(notified == text, "a listen that notifications on its key do not reach:",
                       text + QLatin1String(" is notified as ") + notified);
-                // Presence, as applications do it: tell the key who came.
-                if (notifier->name() == chat->name() && key.toString().startsWith(QLatin1Char('p')))
-                    chat->notify(key.toString(), QStringLiteral("joined"));
+                presence(key, QStringLiteral("joined"));
             });
-    QObject::connect(notifier, &AbstractNotifier::listenerRemoved, notifier,
-                     [this, notifier](ConnectionId id, const Identity &, const QJsonValue &key) {
-                         const QString text = Protocol::canonicalKey(key);
-                         check(listens.erase({ id, notifier->name(), text }) == 1,
-                               "listenerRemoved for no listen:", text);
-                         if (const auto peer = peers.find(id); peer != peers.end())
-                             peer->second.lastSeq.remove({ notifier->name(), text });
-                         if (notifier->name() == chat->name()
-                             && key.toString().startsWith(QLatin1Char('p')))
-                             chat->notify(key.toString(), QStringLiteral("left"));
-                     });
+    QObject::connect(
+            notifier, &AbstractNotifier::listenerRemoved, notifier,
+            [this, notifier, presence](ConnectionId id, const Identity &, const QJsonValue &key) {
+                const QString text = Protocol::canonicalKey(key);
+                check(listens.erase({ id, notifier->name(), text }) == 1,
+                      "listenerRemoved for no listen:", text);
+                if (const auto peer = peers.find(id); peer != peers.end())
+                    peer->second.lastSeq.remove({ notifier->name(), text });
+                presence(key, QStringLiteral("left"));
+            });
 }
 
-void Harness::addRoom()
+void Harness::addRoom(Node &node)
 {
-    room = new Room(server.get(), QStringLiteral("room"),
-                    [this](const Identity &identity, const QString &, Room::Done done) {
-                        // Finished by "!a", in an order of the harness's choosing, or at once
-                        // for bob; the data is the user it was prepared for.
-                        if (identity.userId() == QLatin1String("bob")) {
-                            done(identity.userId());
-                            return;
-                        }
-                        prepares.push_back([done, user = identity.userId()](int how) {
-                            if (how % 3 == 1)
-                                done(std::nullopt);
-                            else
-                                done(user);
-                            if (how % 4 == 0)
-                                done(user); // a second call must be ignored
-                        });
-                    });
-    room->setListenAuthorizer([](const Identity &identity, const RoomKey &key) {
+    node.room = new Room(node.server.get(), QStringLiteral("room"),
+                         [this](const Identity &identity, const QString &, Room::Done done) {
+                             // Finished by "!a", in an order of the harness's choosing, or at
+                             // once for bob; the data is the user it was prepared for.
+                             if (identity.userId() == QLatin1String("bob")) {
+                                 done(identity.userId());
+                                 return;
+                             }
+                             prepares.push_back([done, user = identity.userId()](int how) {
+                                 if (how % 3 == 1)
+                                     done(std::nullopt);
+                                 else
+                                     done(user);
+                                 if (how % 4 == 0)
+                                     done(user); // a second call must be ignored
+                             });
+                         });
+    node.room->setListenAuthorizer([](const Identity &identity, const RoomKey &key) {
         return key.level <= 3
                || identity.attribute(QStringLiteral("role")) == QLatin1String("admin");
     });
-    watch(room);
+    watch(node, node.room);
 }
 
 ConnectionId Harness::connect(int s)
 {
     static const QLatin1String users[] = { QLatin1String(""), QLatin1String("alice"),
                                            QLatin1String("bob"), QLatin1String("kim") };
+    ServerPrivate *d = nodes[s < 2 ? 0 : nodes.size() - 1].d;
     // What ServerPrivate::accept() does once the handshake and the authenticator passed.
     auto owned = std::make_unique<Connection>();
     const ConnectionId id = ++d->lastId;
@@ -422,17 +463,18 @@ ConnectionId Harness::current()
     return clientSlots[currentSlot] ? clientSlots[currentSlot] : connect(currentSlot);
 }
 
-void Harness::notifyAll(const QJsonValue &key, const QJsonValue &data, const NotFor &notFor)
+void Harness::notifyAll(Node &node, const QJsonValue &key, const QJsonValue &data,
+                        const NotFor &notFor)
 {
     ++notifies;
     if (const auto k = Codec<QString>::decode(key))
-        chat->notify(*k, data, notFor);
-    any->notify(key, data, notFor);
+        node.chat->notify(*k, data, notFor);
+    node.any->notify(key, data, notFor);
     if (const auto k = Codec<int>::decode(key))
-        count->notify(*k, notifies, notFor);
-    if (room) {
+        node.count->notify(*k, notifies, notFor);
+    if (node.room) {
         if (const auto k = Codec<RoomKey>::decode(key))
-            room->notify(*k, QString::number(notifies), notFor);
+            node.room->notify(*k, QString::number(notifies), notFor);
     }
 }
 
@@ -458,65 +500,65 @@ void Harness::finishPrepares()
 
 void Harness::command(char op, const QByteArray &argument)
 {
-    const auto json = [&argument] { return parseValue(argument); };
-    switch (op) {
-    case 'c':
+    if (op == 'c') {
         currentSlot = argument.isEmpty() ? 0 : (argument.at(0) & 0xff) % 4;
         current();
-        break;
+        return;
+    }
+    const auto json = [&argument] { return parseValue(argument); };
+    const ConnectionId me = current();
+    Node &node = nodeOf(me);
+    Server *server = node.server.get();
+    switch (op) {
     case 'd':
-        if (const ConnectionId id = clientSlots[currentSlot]) {
-            if (QWebSocket *socket = d->removeConnection(id))
-                socket->deleteLater();
-        }
+        if (QWebSocket *socket = node.d->removeConnection(me))
+            socket->deleteLater();
         break;
     case 'k':
-        if (clientSlots[currentSlot])
-            server->disconnectClient(clientSlots[currentSlot], 1000, QStringLiteral("kicked"));
+        server->disconnectClient(me, 1000, QStringLiteral("kicked"));
         break;
     case 'i':
-        server->setIdentity(current(), identityFor(QString::fromUtf8(argument)));
+        server->setIdentity(me, identityFor(QString::fromUtf8(argument)));
         break;
     case 'n':
     case 'm':
     case 'o':
         if (const auto key = json()) {
-            const ConnectionId me = current();
             const NotFor notFor = op == 'n'   ? NotFor()
                                   : op == 'm' ? NotFor::connection(me)
                                               : NotFor::user(server->identity(me).userId());
-            notifyAll(*key, QJsonValue(notifies), notFor);
+            notifyAll(node, *key, QJsonValue(notifies), notFor);
         }
         break;
     case 'l':
         if (const auto key = json())
-            any->listenJson(current(), *key);
+            node.any->listenJson(me, *key);
         break;
     case 'u':
         if (const auto key = json())
-            any->unlistenJson(current(), *key);
+            node.any->unlistenJson(me, *key);
         break;
     case 'U':
         if (const auto key = json())
-            any->unlistenUserJson(server->identity(current()).userId(), *key);
+            node.any->unlistenUserJson(server->identity(me).userId(), *key);
         break;
     case 'a':
         answerLater();
         finishPrepares();
         break;
     case 'x':
-        if (room) {
-            delete room;
-            room = nullptr;
+        if (node.room) {
+            delete node.room;
+            node.room = nullptr;
             // Deleting a notifier tells its listeners "unlistened", not listenerRemoved.
             for (auto it = listens.begin(); it != listens.end();) {
-                if (std::get<1>(*it) == QLatin1String("room"))
+                if (std::get<1>(*it) == QLatin1String("room") && &nodeOf(std::get<0>(*it)) == &node)
                     it = listens.erase(it);
                 else
                     ++it;
             }
         } else {
-            addRoom();
+            addRoom(node);
         }
         break;
     case 'e':
@@ -525,12 +567,12 @@ void Harness::command(char op, const QByteArray &argument)
         break;
     case 'q':
         if (const auto key = json())
-            checkListeners(*key);
+            checkListeners(node, *key);
         break;
     case 'h': {
         const int hint = argument.isEmpty() ? 0 : (argument.at(0) & 0xff) % 8;
-        any->setCapacityHints(hint * 4, hint);
-        any->clean();
+        node.any->setCapacityHints(hint * 4, hint);
+        node.any->clean();
         break;
     }
     default:
@@ -540,6 +582,8 @@ void Harness::command(char op, const QByteArray &argument)
 
 void Harness::step(const QByteArray &line)
 {
+    if (tracing)
+        std::fprintf(stderr, "client %d: %s\n", currentSlot, line.constData());
     if (line.startsWith('!')) {
         command(line.size() > 1 ? line.at(1) : '\0', line.mid(2));
     } else {
@@ -550,18 +594,24 @@ void Harness::step(const QByteArray &line)
         const ConnectionId id = current();
         dispatching = readableId(utf8);
         peers[id].awaited.append(dispatching);
-        d->onTextMessage(id, text);
+        nodeOf(id).d->onTextMessage(id, text);
     }
     checkTables();
 }
 
-void Harness::run(const QByteArray &script)
+void Harness::run(const QList<QByteArray> &lines)
 {
-    for (const QByteArray &line : script.split('\n')) {
+    for (const QByteArray &line : lines) {
         if (!line.isEmpty())
             step(line);
     }
     answerLater();
+    if (nodes.size() > 1) {
+        // What the nodes still have on their way to each other.
+        for (int i = 0; i < 4; ++i)
+            QCoreApplication::processEvents();
+        checkTables();
+    }
     for (const auto &[id, peer] : peers) {
         check(peer.awaited.isEmpty(), "frames never answered on connection", QString::number(id));
     }
@@ -570,10 +620,15 @@ void Harness::run(const QByteArray &script)
 
 void Harness::onSent(ConnectionId id, const QString &text)
 {
+    if (tracing) {
+        std::fprintf(stderr, "  to %llu%s: %s\n", id & 0xffffffffu, id >> 32 ? " (node 1)" : "",
+                     qUtf8Printable(text));
+    }
     const std::optional<QJsonObject> frame = Protocol::parseObject(text.toUtf8());
     check(frame.has_value(), "the server sent a frame that is not a JSON object:", text);
     const auto peer = peers.find(id);
     check(peer != peers.end(), "a frame sent to a connection that is gone:", text);
+    const ServerPrivate *d = nodeOf(id).d;
     const QString op = frame->value(QLatin1String("op")).toString();
     if (op == QLatin1String("ack") || op == QLatin1String("reply")
         || op == QLatin1String("error")) {
@@ -587,8 +642,8 @@ void Harness::onSent(ConnectionId id, const QString &text)
         const QString key = Protocol::canonicalKey(frame->value(QLatin1String("key")));
         const qint64 seq = frame->value(QLatin1String("seq")).toInteger();
         if (notifier == QLatin1String("room")) {
-            const Connection *c = d->connection(id);
-            check(frame->value(QLatin1String("data")).toString() == c->identity.userId(),
+            const auto c = d->connections.find(id);
+            check(frame->value(QLatin1String("data")).toString() == c->second->identity.userId(),
                   "a notification prepared for another identity:", text);
         }
         qint64 &last = peer->second.lastSeq[{ notifier, key }];
@@ -610,44 +665,60 @@ void Harness::onSent(ConnectionId id, const QString &text)
 
 void Harness::checkTables() const
 {
-    check(int(listens.size()) == server->listenCount(),
-          "listenerAdded/listenerRemoved do not add up to the listener table");
-    std::set<std::pair<QString, QString>> keys;
-    for (const auto &[id, notifier, key] : listens) {
-        check(d->registry.isListening(id, notifier, key),
-              "a listen the table does not have:", notifier + QLatin1Char(' ') + key);
-        keys.emplace(notifier, key);
+    int listenCount = 0;
+    std::set<std::tuple<const Node *, QString, QString>> keys;
+    std::size_t connections = 0;
+    for (const Node &node : nodes) {
+        listenCount += node.server->listenCount();
+        check(int(node.d->connections.size()) == node.d->registry.connectionCount(),
+              "connections and the table disagree");
+        connections += node.d->connections.size();
     }
-    check(int(keys.size()) == server->keyCount(), "key count differs from the listens");
-    check(int(d->connections.size()) == d->registry.connectionCount(),
-          "connections and the table disagree");
-    check(d->connections.size() == peers.size(), "the harness lost track of connections");
+    check(int(listens.size()) == listenCount,
+          "listenerAdded/listenerRemoved do not add up to the listener tables");
+    for (const auto &[id, notifier, key] : listens) {
+        const Node &node = nodeOf(id);
+        check(node.d->registry.isListening(id, notifier, key),
+              "a listen the table does not have:", notifier + QLatin1Char(' ') + key);
+        keys.emplace(&node, notifier, key);
+    }
+    int keyCount = 0;
+    for (const Node &node : nodes)
+        keyCount += node.server->keyCount();
+    check(int(keys.size()) == keyCount, "key count differs from the listens");
+    check(connections == peers.size(), "the harness lost track of connections");
 }
 
-void Harness::checkListeners(const QJsonValue &key) const
+void Harness::checkListeners(const Node &node, const QJsonValue &key) const
 {
     const QString text = Protocol::canonicalKey(key);
     QSet<ConnectionId> expected;
     QStringList users;
     for (const auto &[id, notifier, listened] : listens) {
-        if (notifier == any->name() && listened == text) {
+        if (&nodeOf(id) == &node && notifier == node.any->name() && listened == text) {
             expected.insert(id);
-            if (const QString user = server->identity(id).userId(); !user.isEmpty())
+            if (const QString user = node.server->identity(id).userId(); !user.isEmpty())
                 users.append(user);
         }
     }
     users.sort();
     users.removeDuplicates();
-    const QList<ConnectionId> listeners = any->localListenersJson(key);
+    const QList<ConnectionId> listeners = node.any->localListenersJson(key);
     check(QSet<ConnectionId>(listeners.cbegin(), listeners.cend()) == expected
                   && listeners.size() == expected.size(),
           "localListenersJson() differs from the listens:", text);
-    check(any->localListenerCountJson(key) == expected.size(),
+    check(node.any->localListenerCountJson(key) == expected.size(),
           "localListenerCountJson() differs from the listens:", text);
-    check(any->localListeningUsersJson(key) == users,
+    check(node.any->localListeningUsersJson(key) == users,
           "localListeningUsersJson() differs from the listens:", text);
-    check(any->listenerCountJson(key).result() == expected.size(),
-          "listenerCountJson() of a server alone differs from the listens:", text);
+    if (nodes.size() == 1) {
+        check(node.any->listenerCountJson(key).result() == expected.size(),
+              "listenerCountJson() of a server alone differs from the listens:", text);
+    } else {
+        // Answered once the other node has: seen through the event loop, or never.
+        node.any->listenerCountJson(key);
+        node.any->listeningUsersJson(key);
+    }
 }
 
 void ignoreMessages(QtMsgType, const QMessageLogContext &, const QString &) { }
@@ -665,7 +736,14 @@ extern "C" int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    Harness harness;
-    harness.run(QByteArray::fromRawData(reinterpret_cast<const char *>(data), qsizetype(size)));
+    QList<QByteArray> lines
+            = QByteArray::fromRawData(reinterpret_cast<const char *>(data), qsizetype(size))
+                      .split('\n');
+    // "!C" first: two servers in a cluster.
+    const bool clustered = !lines.isEmpty() && lines.first() == "!C";
+    if (clustered)
+        lines.removeFirst();
+    Harness harness(clustered);
+    harness.run(lines);
     return 0;
 }
