@@ -3,9 +3,9 @@
 // notifications interleaved. docs/fuzzing.md tells how to run it.
 //
 // An input is a script of lines ('\n' ends a line; empty lines are skipped). When the first line
-// is "!C", the server is two, nodes of one cluster (an in-process backplane), clients 0 and 1 on
-// the first, 2 and 3 on the second; notifications cross between them when events run ("!e",
-// and at the end). Then:
+// is "!C", the server is two, nodes of one cluster, clients 0 and 1 on the first, 2 and 3 on the
+// second; what they send each other, subscription confirmations included (listens wait for
+// them to be acked), arrives on "!e" and at the end. Then:
 //   - a line that does not start with '!' is a text frame the current client sends;
 //   - a line that starts with '!' is something the server's application or the network does
 //     (on the current client's server):
@@ -23,7 +23,9 @@
 //       !a         answer the requests the handler "later" kept, finish pending prepares
 //                  of "room" (bob's finish at once; the others wait for this)
 //       !x         remove the notifier "room", or add it back
-//       !e         run the event loop once (deferred deletes, queued calls)
+//       !e         deliver what the nodes of a cluster sent each other, and run the event loop
+//                  once (deferred deletes, queued calls)
+//       !b         in a cluster, take the current node's backplane link down, or bring it back
 //       !q<json>   ask "any" who listens to the key (count, connections, users)
 //       !h<digit>  capacity hints for "any", then clean() it
 //
@@ -48,6 +50,7 @@
 #include "roomkey.h"
 #include "server_p.h"
 
+#include <QtNotif/backplane.h>
 #include <QtNotif/notifier.h>
 #include <QtNotif/protocol.h>
 #include <QtNotif/server.h>
@@ -60,6 +63,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -195,6 +199,95 @@ Identity identityFor(const QString &user)
                                                                     : QStringLiteral("member") } });
 }
 
+// The backplane of the fuzzer's clusters: what travels between the nodes of one input waits on
+// their bus until "!e" delivers it, subscription confirmations included, so that listens wait
+// for their acks as they do over Redis. "!b" takes a node's link down, or brings it back.
+class FuzzBackplane : public Backplane
+{
+public:
+    struct Bus
+    {
+        std::vector<FuzzBackplane *> members;
+        std::deque<std::function<void()>> inFlight; // in the order they were sent
+    };
+
+    explicit FuzzBackplane(Bus &bus) : Backplane(QUrl(QStringLiteral("fuzz:"))), bus(bus)
+    {
+        bus.members.push_back(this);
+    }
+    ~FuzzBackplane() override { std::erase(bus.members, this); }
+
+    bool reachesOtherNodes() const override { return bus.members.size() > 1; }
+
+    void toggleLink()
+    {
+        if (status() == Status::Online) {
+            setStatus(Status::Connecting);
+        } else {
+            setStatus(Status::Online);
+            confirmLater(channels());
+        }
+    }
+
+    // Delivers what is on its way, and what that sends in turn; false when there was nothing.
+    static bool deliver(Bus &bus)
+    {
+        // Bounded: nodes answer each other's requests, never endlessly, but a bug could.
+        for (int i = 0; i < 10000; ++i) {
+            if (bus.inFlight.empty())
+                return i > 0;
+            const std::function<void()> next = std::move(bus.inFlight.front());
+            bus.inFlight.pop_front();
+            next();
+        }
+        fail("the nodes of a cluster keep sending each other messages");
+    }
+
+protected:
+    void doStart() override
+    {
+        setStatus(Status::Online);
+        confirmLater(channels());
+    }
+    void doSubscribe(const QByteArray &channel) override { confirmLater({ channel }); }
+    void doUnsubscribe(const QByteArray &) override { }
+    bool doPublish(const QByteArray &channel, const QByteArray &message, Sent sent) override
+    {
+        if (status() != Status::Online)
+            return false;
+        int receivers = 0;
+        for (FuzzBackplane *member : bus.members) {
+            if (member->status() != Status::Online || !member->isSubscribed(channel))
+                continue;
+            ++receivers;
+            bus.inFlight.push_back([member = QPointer<FuzzBackplane>(member), channel, message] {
+                if (member)
+                    member->received(channel, message);
+            });
+        }
+        if (sent) {
+            bus.inFlight.push_back([self = QPointer<FuzzBackplane>(this), sent, receivers] {
+                if (self)
+                    sent(receivers);
+            });
+        }
+        return true;
+    }
+
+private:
+    void confirmLater(const QSet<QByteArray> &channels)
+    {
+        bus.inFlight.push_back([self = QPointer<FuzzBackplane>(this), channels] {
+            if (self && self->status() == Status::Online) {
+                for (const QByteArray &channel : channels)
+                    self->subscriptionConfirmed(channel);
+            }
+        });
+    }
+
+    Bus &bus;
+};
+
 // One input's server (two in a cluster), its application and the harness's record of what the
 // clients saw.
 class Harness
@@ -214,6 +307,7 @@ private:
         Any *any = nullptr;
         Count *count = nullptr;
         Room *room = nullptr;
+        FuzzBackplane *backplane = nullptr; // in a cluster; the server owns it
     };
     // What the harness knows of one connection.
     struct Peer
@@ -241,8 +335,9 @@ private:
     void checkTables() const;
     void checkListeners(const Node &node, const QJsonValue &key) const;
 
-    // Node 0; in a cluster, node 1 too, joined by an in-process backplane. Clients 0 and 1 are
-    // on node 0, clients 2 and 3 on the last node.
+    // Node 0; in a cluster, node 1 too, joined by the bus. Clients 0 and 1 are on node 0,
+    // clients 2 and 3 on the last node.
+    FuzzBackplane::Bus bus;
     std::vector<Node> nodes;
     ConnectionId clientSlots[4] = {};
     int currentSlot = 0;
@@ -261,9 +356,11 @@ Harness::Harness(bool clustered) : nodes(clustered ? 2 : 1)
     for (std::size_t i = 0; i < nodes.size(); ++i)
         setUp(nodes[i], int(i));
     if (clustered) {
-        for (Node &node : nodes)
-            check(node.server->setBackplane(QUrl(QStringLiteral("inproc://fuzz"))),
-                  "no in-process backplane");
+        for (Node &node : nodes) {
+            auto backplane = std::make_unique<FuzzBackplane>(bus);
+            node.backplane = backplane.get();
+            node.server->setBackplane(std::move(backplane));
+        }
     }
 }
 
@@ -562,8 +659,13 @@ void Harness::command(char op, const QByteArray &argument)
         }
         break;
     case 'e':
+        FuzzBackplane::deliver(bus);
         QCoreApplication::processEvents();
         QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
+        break;
+    case 'b':
+        if (node.backplane)
+            node.backplane->toggleLink();
         break;
     case 'q':
         if (const auto key = json())
@@ -606,12 +708,9 @@ void Harness::run(const QList<QByteArray> &lines)
             step(line);
     }
     answerLater();
-    if (nodes.size() > 1) {
-        // What the nodes still have on their way to each other.
-        for (int i = 0; i < 4; ++i)
-            QCoreApplication::processEvents();
+    // What the nodes still have on their way to each other (listen acks among it).
+    while (FuzzBackplane::deliver(bus))
         checkTables();
-    }
     for (const auto &[id, peer] : peers) {
         check(peer.awaited.isEmpty(), "frames never answered on connection", QString::number(id));
     }
