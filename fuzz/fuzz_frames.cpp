@@ -10,7 +10,8 @@
 //   - a line that starts with '!' is something the server's application or the network does
 //     (on the current client's server):
 //       !c<digit>  client <digit> % 4 becomes the current one, connected first if it is not
-//                  (0 is anonymous, 1 alice, 2 bob, 3 kim)
+//                  (0 is anonymous, 1 alice, 2 bob, 3 kim, whose credentials expire at
+//                  once: the next "!e" closes the connection)
 //       !d         the current client's socket goes away
 //       !k         the application disconnects the current client (Server::disconnectClient)
 //       !i<user>   the application changes the current client's identity (no user: anonymous)
@@ -57,17 +58,21 @@
 
 #include <QtCore/QAbstractEventDispatcher>
 #include <QtCore/QCoreApplication>
+#include <QtCore/QDateTime>
 #include <QtCore/QJsonArray>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
+#include <QtCore/QPointer>
 
 #include <cmath>
 #include <cstdint>
-#include <deque>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <vector>
@@ -548,6 +553,12 @@ ConnectionId Harness::connect(int s)
     owned->lastHeard.start();
     owned->requestTokens = d->requestBurst;
     owned->requestClock.start();
+    if (s == 3) {
+        // kim's credentials expire at once: the connection is closed (4419) when events next
+        // run ("!e").
+        owned->expiry = d->expiries.emplace(QDateTime::currentMSecsSinceEpoch(), id);
+        d->expiryTimer.start(0);
+    }
     d->registry.addConnection(id, owned->identity.userId());
     d->connections.emplace(id, std::move(owned));
     peers[id];
