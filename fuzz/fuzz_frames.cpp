@@ -766,9 +766,12 @@ void Harness::onSent(ConnectionId id, const QString &text)
             check(seq > last, "seq did not increase:", text);
             last = seq;
         }
+    } else if (op == QLatin1String("unlistened")) {
+        // The listen ended (its notifier removed, say): a listen again counts seq afresh.
+        peer->second.lastSeq.remove({ frame->value(QLatin1String("notifier")).toString(),
+                                      Protocol::canonicalKey(frame->value(QLatin1String("key"))) });
     } else {
-        check(op == QLatin1String("listened") || op == QLatin1String("unlistened")
-                      || op == QLatin1String("identity"),
+        check(op == QLatin1String("listened") || op == QLatin1String("identity"),
               "the server sent a frame of unknown op:", text);
     }
 }
