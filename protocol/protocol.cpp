@@ -81,7 +81,8 @@ std::variant<ClientFrame, FrameError> decodeClientFrame(const QByteArray &utf8)
         if (frame.payload.isUndefined())
             frame.payload = QJsonValue(QJsonValue::Null);
     } else {
-        return FrameError{ ErrorCode::UnknownOp, QStringLiteral("unknown op \"%1\"").arg(op), id };
+        return FrameError{ ErrorCode::UnknownOp, QStringLiteral("unknown op ") + quotedName(op),
+                           id };
     }
     if (!id)
         return invalidField("id", "an integer from 0 to 2^53-1", std::nullopt);
@@ -100,6 +101,16 @@ QString toJsonText(const QJsonValue &value)
     // QJsonDocument holds only objects and arrays: wrap the scalar and strip the brackets.
     const QByteArray wrapped = QJsonDocument(QJsonArray{ value }).toJson(QJsonDocument::Compact);
     return QString::fromUtf8(wrapped.mid(1, wrapped.size() - 2));
+}
+
+QString quotedName(const QString &name)
+{
+    constexpr qsizetype Longest = 64;
+    if (name.size() <= Longest)
+        return u'"' + name + u'"';
+    // Never half of a surrogate pair.
+    const qsizetype cut = name.at(Longest - 1).isHighSurrogate() ? Longest - 1 : Longest;
+    return u'"' + name.left(cut) + QStringLiteral("\u2026\"");
 }
 
 QString canonicalKey(const QJsonValue &key)

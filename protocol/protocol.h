@@ -113,6 +113,10 @@ QTNOTIF_PROTOCOL_EXPORT QString canonicalKey(const QJsonValue &key);
 // Compact JSON text of any value, scalars included.
 QTNOTIF_PROTOCOL_EXPORT QString toJsonText(const QJsonValue &value);
 
+// A name the client sent (an op, a notifier, a method), quoted for an error message, and cut to
+// 64 characters so that an error is never much larger than what it answers.
+QTNOTIF_PROTOCOL_EXPORT QString quotedName(const QString &name);
+
 // Frame encoders. Each returns the compact JSON text of one frame.
 QTNOTIF_PROTOCOL_EXPORT QString encode(const QJsonObject &frame);
 QTNOTIF_PROTOCOL_EXPORT QString errorFrame(QLatin1String code, const QString &message,

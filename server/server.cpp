@@ -382,7 +382,7 @@ void ServerPrivate::handleListen(Connection &c, const ClientFrame &frame)
     AbstractNotifier *notifier = notifiers.value(frame.notifier);
     if (!notifier) {
         send(c, errorFrame(ErrorCode::UnknownNotifier,
-                           QStringLiteral("no notifier \"%1\"").arg(frame.notifier), frame.id));
+                           QStringLiteral("no notifier ") + quotedName(frame.notifier), frame.id));
         return;
     }
     const QString key = canonicalKey(frame.key);
@@ -427,7 +427,7 @@ void ServerPrivate::handleUnlisten(Connection &c, const ClientFrame &frame)
     AbstractNotifier *notifier = notifiers.value(frame.notifier);
     if (!notifier) {
         send(c, errorFrame(ErrorCode::UnknownNotifier,
-                           QStringLiteral("no notifier \"%1\"").arg(frame.notifier), frame.id));
+                           QStringLiteral("no notifier ") + quotedName(frame.notifier), frame.id));
         return;
     }
     const bool was = registry.unlisten(c.id, frame.notifier, canonicalKey(frame.key));
@@ -459,7 +459,7 @@ void ServerPrivate::handleRequest(Connection &c, const ClientFrame &frame)
     const auto handler = handlers.constFind(frame.method);
     if (handler == handlers.cend()) {
         send(c, errorFrame(ErrorCode::UnknownMethod,
-                           QStringLiteral("no handler for \"%1\"").arg(frame.method), frame.id));
+                           QStringLiteral("no handler for ") + quotedName(frame.method), frame.id));
         return;
     }
     auto state = std::make_shared<RequestState>();

@@ -54,6 +54,7 @@ private Q_SLOTS:
     void decodeBadFrames_data();
     void decodeBadFrames();
     void notifFrameIsValidJson();
+    void errorMessagesQuoteNamesShort();
 };
 
 template<typename T>
@@ -227,6 +228,25 @@ void tst_Codec::notifFrameIsValidJson()
     QCOMPARE(object->value("key").toInt(), 7);
     QCOMPARE(object->value("seq").toInt(), 3);
     QCOMPARE(object->value("data")["t"].toString(), QString("x"));
+}
+
+// An error answering a 60 KB op does not repeat it: names are cut to 64 characters, and never
+// between the two halves of a surrogate pair.
+void tst_Codec::errorMessagesQuoteNamesShort()
+{
+    QCOMPARE(Protocol::quotedName("chat"), QString("\"chat\""));
+    const QString long64(64, u'a');
+    QCOMPARE(Protocol::quotedName(long64), '"' + long64 + '"');
+    QCOMPARE(Protocol::quotedName(long64 + "b"), '"' + long64 + QStringLiteral(u"\u2026\""));
+    const QString emoji = QString(63, u'a') + QString::fromUtf8("\xF0\x9F\x98\x80") + "b";
+    QCOMPARE(Protocol::quotedName(emoji), '"' + QString(63, u'a') + QStringLiteral(u"\u2026\""));
+
+    const QByteArray frame = R"({"op":")" + QByteArray(60000, 'x') + R"(","id":1})";
+    const auto decoded = Protocol::decodeClientFrame(frame);
+    const auto *error = std::get_if<Protocol::FrameError>(&decoded);
+    QVERIFY(error);
+    QCOMPARE(error->code, Protocol::ErrorCode::UnknownOp);
+    QVERIFY(error->message.size() < 100);
 }
 
 QTEST_GUILESS_MAIN(tst_Codec)
