@@ -13,6 +13,7 @@
 #include <QtCore/QVariant>
 
 #include <concepts>
+#include <limits>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -96,7 +97,12 @@ struct Codec<T>
     {
         if (!json.isDouble())
             return std::nullopt;
-        return T(json.toDouble());
+        // JSON numbers are finite doubles; one beyond a float's range has no float value.
+        const double value = json.toDouble();
+        if (value > double(std::numeric_limits<T>::max())
+            || value < double(std::numeric_limits<T>::lowest()))
+            return std::nullopt;
+        return T(value);
     }
 };
 

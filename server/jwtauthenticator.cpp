@@ -24,6 +24,9 @@ namespace {
 // handshake's headers too, but a query parameter or a subprotocol could carry more.
 constexpr qsizetype MaxTokenSize = 16 * 1024;
 
+// 9999-12-31T23:59:59Z, as a NumericDate.
+constexpr double LatestNumericDate = 253402300799;
+
 jwt_alg_t toLibjwt(JwtAuthenticator::Algorithm algorithm)
 {
     using A = JwtAuthenticator::Algorithm;
@@ -241,8 +244,9 @@ AuthResult JwtAuthenticator::verify(const QByteArray &token) const
             return AuthResult::refuse(QStringLiteral("invalid exp claim"));
         if (exp.toDouble() + leeway <= now)
             return AuthResult::expired();
-        expiresAt
-                = QDateTime::fromMSecsSinceEpoch(qint64((exp.toDouble() + leeway) * 1000), Qt::UTC);
+        // Capped to the year 9999, so that any number converts to milliseconds.
+        const double until = std::min(exp.toDouble() + leeway, LatestNumericDate);
+        expiresAt = QDateTime::fromMSecsSinceEpoch(qint64(until * 1000), Qt::UTC);
     } else if (d->requireExpiry) {
         return AuthResult::refuse(QStringLiteral("token without exp claim"));
     }

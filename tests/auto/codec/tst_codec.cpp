@@ -95,6 +95,11 @@ void tst_Codec::integersRejectWhatTheyCannotHold()
     QVERIFY(!Codec<int>::decode(QJsonValue(1e300)));
     QCOMPARE(Codec<int>::decode(QJsonValue(-7)).value(), -7);
     QCOMPARE(Codec<int>::decode(QJsonValue(3.0)).value(), 3);
+    // Nor floats what is beyond their range.
+    QVERIFY(!Codec<float>::decode(QJsonValue(1e300)));
+    QVERIFY(!Codec<float>::decode(QJsonValue(-1e39)));
+    QCOMPARE(Codec<float>::decode(QJsonValue(0.5)).value(), 0.5f);
+    QCOMPARE(Codec<double>::decode(QJsonValue(1e300)).value(), 1e300);
 }
 
 void tst_Codec::wrongShapesDoNotDecode()

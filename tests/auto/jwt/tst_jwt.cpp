@@ -312,6 +312,10 @@ void tst_Jwt::verifyAlone()
             = authenticator.verify(hs256({ { "sub", "alice" }, { "exp", nowSeconds() - 10 } }));
     QVERIFY(!expired.isAccepted());
     QVERIFY(expired.isExpired());
+    // Any number is an expiry: the far future is the year 9999.
+    const AuthResult far = authenticator.verify(hs256({ { "sub", "alice" }, { "exp", 1e300 } }));
+    QVERIFY(far.isAccepted());
+    QCOMPARE(far.expiresAt().date().year(), 9999);
     // A numeric user claim is a user id too.
     authenticator.setUserClaim("uid");
     QCOMPARE(authenticator.verify(hs256({ { "uid", 42 } })).identity().userId(), QString("42"));
