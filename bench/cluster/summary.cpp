@@ -46,35 +46,65 @@ QString cpuText(const QList<QJsonObject> &runs, const QString &process)
     return values.isEmpty() ? u"-"_s : QString::number(median(values), 'f', 0);
 }
 
+// The runs grouped by groupOf(run), the groups in the order their first run came.
+template<typename GroupOf>
+QList<QList<QJsonObject>> groupInOrder(const QList<QJsonObject> &runs, GroupOf groupOf)
+{
+    QStringList order;
+    QHash<QString, QList<QJsonObject>> groups;
+    for (const QJsonObject &run : runs) {
+        const QString group = groupOf(run);
+        if (!groups.contains(group))
+            order.append(group);
+        groups[group].append(run);
+    }
+    QList<QList<QJsonObject>> ordered;
+    for (const QString &group : std::as_const(order))
+        ordered.append(groups.value(group));
+    return ordered;
+}
+
+// The latency percentiles of a group of runs: each run's, and the worst maximum.
+struct Latencies
+{
+    QList<double> p50, p90, p99;
+    double worst = 0;
+
+    void add(const QJsonObject &run)
+    {
+        const QJsonObject latency = run.value(u"latency_us"_s).toObject();
+        p50.append(latency.value(u"p50"_s).toDouble());
+        p90.append(latency.value(u"p90"_s).toDouble());
+        p99.append(latency.value(u"p99"_s).toDouble());
+        worst = std::max(worst, latency.value(u"max"_s).toDouble());
+    }
+};
+
+// The "CPU % A / B / Redis / driver" column of a group of runs.
+QString cpuColumn(const QList<QJsonObject> &group)
+{
+    // The publishing node is the subscribing one in the same-node runs.
+    const bool sameNode = group.first().value(u"same_node"_s).toBool();
+    return cpuText(group, u"subscribe_node"_s) + u" / "_s
+           + (sameNode ? u"(A)"_s : cpuText(group, u"publish_node"_s)) + u" / "_s
+           + cpuText(group, u"redis"_s) + u" / "_s + cpuText(group, u"driver"_s);
+}
+
 } // namespace
 
 QString summarizeClusterRuns(const QList<QJsonObject> &runs)
 {
-    QStringList order;
-    QHash<QString, QList<QJsonObject>> byScenario;
-    for (const QJsonObject &run : runs) {
-        const QString scenario = scenarioOf(run);
-        if (!byScenario.contains(scenario))
-            order.append(scenario);
-        byScenario[scenario].append(run);
-    }
-
     QString table = u"| scenario | runs | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | lost "
                     "| CPU % A / B / Redis / driver | other CPU % |\n"
                     "|---|---|---|---|---|---|---|---|---|---|\n"_s;
-    for (const QString &scenario : std::as_const(order)) {
-        const QList<QJsonObject> &group = byScenario[scenario];
-        QList<double> rates, p50, p90, p99;
-        double worst = 0;
+    for (const QList<QJsonObject> &group : groupInOrder(runs, scenarioOf)) {
+        QList<double> rates;
+        Latencies latencies;
         qint64 lost = 0;
         qint64 expected = 0;
         for (const QJsonObject &run : group) {
-            const QJsonObject latency = run.value(u"latency_us"_s).toObject();
             rates.append(run.value(u"delivery_rate"_s).toDouble());
-            p50.append(latency.value(u"p50"_s).toDouble());
-            p90.append(latency.value(u"p90"_s).toDouble());
-            p99.append(latency.value(u"p99"_s).toDouble());
-            worst = std::max(worst, latency.value(u"max"_s).toDouble());
+            latencies.add(run);
             lost += run.value(u"lost"_s).toInteger();
             expected += run.value(u"expected"_s).toInteger();
         }
@@ -83,58 +113,38 @@ QString summarizeClusterRuns(const QList<QJsonObject> &runs)
                                                         .arg(*low, 0, 'f', 0)
                                                         .arg(*high, 0, 'f', 0)
                                               : QString::number(rates.first(), 'f', 0);
-        // The publishing node is the subscribing one in the same-node runs.
-        const bool sameNode = group.first().value(u"same_node"_s).toBool();
-        const QString cpu = cpuText(group, u"subscribe_node"_s) + u" / "_s
-                            + (sameNode ? u"(A)"_s : cpuText(group, u"publish_node"_s)) + u" / "_s
-                            + cpuText(group, u"redis"_s) + u" / "_s + cpuText(group, u"driver"_s);
         table += u"| %1 | %2 | %3 | %4 | %5 | %6 | %7 | %8 of %9 | %10 | %11 |\n"_s.arg(
-                scenario, QString::number(group.size()), rate, ms(median(p50)), ms(median(p90)),
-                ms(median(p99)), ms(worst), QString::number(lost), QString::number(expected), cpu,
-                cpuText(group, u"other"_s));
+                scenarioOf(group.first()), QString::number(group.size()), rate,
+                ms(median(latencies.p50)), ms(median(latencies.p90)), ms(median(latencies.p99)),
+                ms(latencies.worst), QString::number(lost), QString::number(expected),
+                cpuColumn(group), cpuText(group, u"other"_s));
     }
     return table;
 }
 
 QString summarizeRequestRuns(const QList<QJsonObject> &runs)
 {
-    QStringList order;
-    QHash<QString, QList<QJsonObject>> byLabel;
-    for (const QJsonObject &run : runs) {
-        const QString label = run.value(u"label"_s).toString();
-        if (!byLabel.contains(label))
-            order.append(label);
-        byLabel[label].append(run);
-    }
-
     QString table = u"| requests | runs | calls | p50 µs | p90 µs | p99 µs | max µs | wrong | "
                     "CPU % A / B / Redis / driver | other CPU % |\n"
                     "|---|---|---|---|---|---|---|---|---|---|\n"_s;
-    for (const QString &label : std::as_const(order)) {
-        const QList<QJsonObject> &group = byLabel[label];
-        QList<double> p50, p90, p99;
-        double worst = 0;
+    const auto labelOf = [](const QJsonObject &run) { return run.value(u"label"_s).toString(); };
+    for (const QList<QJsonObject> &group : groupInOrder(runs, labelOf)) {
+        Latencies latencies;
         qint64 calls = 0;
         qint64 wrong = 0;
         for (const QJsonObject &run : group) {
-            const QJsonObject latency = run.value(u"latency_us"_s).toObject();
-            p50.append(latency.value(u"p50"_s).toDouble());
-            p90.append(latency.value(u"p90"_s).toDouble());
-            p99.append(latency.value(u"p99"_s).toDouble());
-            worst = std::max(worst, latency.value(u"max"_s).toDouble());
+            latencies.add(run);
             calls += run.value(u"requests"_s).toInteger();
             wrong += run.value(u"wrong_counts"_s).toInteger()
                      + run.value(u"call_errors"_s).toInteger();
         }
-        const bool sameNode = group.first().value(u"same_node"_s).toBool();
-        const QString cpu = cpuText(group, u"subscribe_node"_s) + u" / "_s
-                            + (sameNode ? u"(A)"_s : cpuText(group, u"publish_node"_s)) + u" / "_s
-                            + cpuText(group, u"redis"_s) + u" / "_s + cpuText(group, u"driver"_s);
         table += u"| %1, count | %2 | %3 | %4 | %5 | %6 | %7 | %8 | %9 | %10 |\n"_s.arg(
-                label, QString::number(group.size()), QString::number(calls),
-                QString::number(median(p50), 'f', 0), QString::number(median(p90), 'f', 0),
-                QString::number(median(p99), 'f', 0), QString::number(worst, 'f', 0),
-                QString::number(wrong), cpu, cpuText(group, u"other"_s));
+                labelOf(group.first()), QString::number(group.size()), QString::number(calls),
+                QString::number(median(latencies.p50), 'f', 0),
+                QString::number(median(latencies.p90), 'f', 0),
+                QString::number(median(latencies.p99), 'f', 0),
+                QString::number(latencies.worst, 'f', 0), QString::number(wrong), cpuColumn(group),
+                cpuText(group, u"other"_s));
     }
     return table;
 }
