@@ -9,16 +9,9 @@
 #include <QtCore/QJsonArray>
 #include <QtCore/QJsonObject>
 #include <QtNetwork/QSslKey>
-#include <QtNetwork/QSslServer>
 #include <QtNetwork/QSslSocket>
 
 #include <algorithm>
-
-#ifdef Q_OS_LINUX
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#endif
 
 namespace QtNotif {
 
@@ -52,24 +45,10 @@ HandshakeRequest handshakeRequestOf(const QWebSocket &socket)
     return HandshakeRequest(request.url(), headers, socket.peerAddress());
 }
 
-// A failed TLS handshake ends that TCP connection alone, before any WebSocket frame (so
-// without close code).
-void logTlsFailure(QSslSocket *socket, QAbstractSocket::SocketError error)
-{
-    const QHostAddress peer = socket->peerAddress();
-    if (peer.isNull()) // aborted at the handshake timeout, which is not logged either
-        return;
-    if (error == QAbstractSocket::RemoteHostClosedError)
-        qCInfo(lcServer) << peer << "left in the TLS handshake: does it trust the certificate?";
-    else
-        qCInfo(lcServer) << "TLS handshake with" << peer << "failed:" << socket->errorString();
-}
-
 } // namespace
 
 ServerPrivate::ServerPrivate(Server *server) : q(server)
 {
-    makeWebSocketServer(QWebSocketServer::NonSecureMode);
     heartbeat.setInterval(heartbeatInterval);
     QObject::connect(&heartbeat, &QTimer::timeout, q, [this] { onHeartbeat(); });
     expiryTimer.setSingleShot(true);
@@ -82,26 +61,6 @@ ServerPrivate::ServerPrivate(Server *server) : q(server)
             cluster.keyRemoved(notifier, key);
     });
     cluster.setBackplane(nullptr);
-}
-
-void ServerPrivate::makeWebSocketServer(QWebSocketServer::SslMode mode)
-{
-    auto made = std::make_unique<QWebSocketServer>(QStringLiteral("qtnotif"), mode);
-    made->setSupportedSubprotocols({ QString(Subprotocol) });
-    if (webSocketServer)
-        made->setHandshakeTimeout(webSocketServer->handshakeTimeout());
-    QObject::connect(made.get(), &QWebSocketServer::newConnection, q,
-                     [this] { onNewConnection(); });
-    if (mode == QWebSocketServer::SecureMode) {
-        made->setSslConfiguration(sslConfiguration);
-        // QWebSocketServer tells neither which peer failed its TLS handshake nor that a peer gave
-        // up: the QSslServer it makes as its child does. Were that to change, only the log
-        // lines would be lost.
-        const auto tls = made->findChild<QSslServer *>(QString(), Qt::FindDirectChildrenOnly);
-        if (tls)
-            QObject::connect(tls, &QSslServer::errorOccurred, q, logTlsFailure);
-    }
-    webSocketServer = std::move(made);
 }
 
 bool ServerPrivate::isOriginAllowed(const QString &origin) const
@@ -122,12 +81,6 @@ Connection *ServerPrivate::connection(ConnectionId id)
     return it == connections.end() ? nullptr : it->second.get();
 }
 
-void ServerPrivate::onNewConnection()
-{
-    while (QWebSocket *socket = webSocketServer->nextPendingConnection())
-        accept(socket);
-}
-
 void ServerPrivate::refuse(QWebSocket *socket, quint16 closeCode, const QString &reason,
                            const QString &userId)
 {
@@ -143,10 +96,8 @@ void ServerPrivate::accept(QWebSocket *socket)
 {
     // The server owns its sockets through Connection (or closeSocket()), not as QObject children.
     socket->setParent(nullptr);
-    // Qt's WebSocket layer reads the frames that came with the handshake request before the
-    // socket is handed over: their messages are lost (no signal is connected yet), and a frame
-    // it refuses (invalid UTF-8, too big, ...) has already closed the socket. Such a socket
-    // must not become a connection that nothing would ever remove.
+    // A socket the peer closed meanwhile must not become a connection that nothing would ever
+    // remove.
     if (socket->state() != QAbstractSocket::ConnectedState) {
         qCInfo(lcServer) << "dropped a connection the WebSocket layer closed before its welcome:"
                          << socket->closeCode() << socket->closeReason();
@@ -562,30 +513,19 @@ Server::~Server()
 
 bool Server::listen(const QHostAddress &address, quint16 port)
 {
-    if (!d->webSocketServer->listen(address, port)) {
-        d->errorString = d->webSocketServer->errorString();
+    if (!d->acceptor.listen(address, port)) {
+        d->errorString = d->acceptor.errorString();
         qCWarning(lcServer) << "cannot listen on" << address << port << ":" << d->errorString;
         return false;
     }
     d->errorString.clear();
-#ifdef Q_OS_LINUX
-    // Notifications are small frames sent as they happen, to clients that mostly only read:
-    // Nagle's algorithm would hold a frame back until the client's delayed ACK, up to 40 ms
-    // (docs/performance.md measured p99 45 ms, and a quarter of the throughput). Linux hands
-    // TCP_NODELAY down from the listening socket to every socket it accepts.
-    const int on = 1;
-    if (::setsockopt(int(d->webSocketServer->socketDescriptor()), IPPROTO_TCP, TCP_NODELAY, &on,
-                     sizeof on)
-        != 0)
-        qCWarning(lcServer) << "cannot set TCP_NODELAY: notifications may wait for ACKs";
-#endif
     d->heartbeat.start();
     return true;
 }
 
 void Server::close()
 {
-    d->webSocketServer->close();
+    d->acceptor.close();
     d->heartbeat.stop();
     QList<ConnectionId> ids;
     for (const auto &entry : d->connections)
@@ -597,17 +537,17 @@ void Server::close()
 
 bool Server::isListening() const
 {
-    return d->webSocketServer->isListening();
+    return d->acceptor.isListening();
 }
 
 quint16 Server::serverPort() const
 {
-    return d->webSocketServer->serverPort();
+    return d->acceptor.port();
 }
 
 QUrl Server::serverUrl() const
 {
-    return isListening() ? d->webSocketServer->serverUrl() : QUrl();
+    return d->acceptor.url();
 }
 
 QString Server::errorString() const
@@ -633,11 +573,7 @@ bool Server::setSslConfiguration(const QSslConfiguration &configuration)
         return false;
     }
     d->sslConfiguration = configuration;
-    if (switching)
-        d->makeWebSocketServer(secure ? QWebSocketServer::SecureMode
-                                      : QWebSocketServer::NonSecureMode);
-    else if (secure)
-        d->webSocketServer->setSslConfiguration(configuration);
+    d->acceptor.setSslConfiguration(configuration);
     return true;
 }
 
@@ -768,12 +704,12 @@ int Server::maxConnectionsPerUser() const
 void Server::setHandshakeTimeout(std::chrono::milliseconds timeout)
 {
     if (isPositiveSetting("handshake timeout", timeout.count()))
-        d->webSocketServer->setHandshakeTimeout(timeout);
+        d->acceptor.setHandshakeTimeout(timeout);
 }
 
 std::chrono::milliseconds Server::handshakeTimeout() const
 {
-    return d->webSocketServer->handshakeTimeout();
+    return d->acceptor.handshakeTimeout();
 }
 
 void Server::setRequestRate(double perSecond, int burst)

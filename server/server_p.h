@@ -1,5 +1,6 @@
 #pragma once
 
+#include "acceptor_p.h"
 #include "cluster_p.h"
 #include "registry_p.h"
 
@@ -11,7 +12,6 @@
 #include <QtCore/QPointer>
 #include <QtCore/QTimer>
 #include <QtWebSockets/QWebSocket>
-#include <QtWebSockets/QWebSocketServer>
 
 #include <deque>
 #include <functional>
@@ -96,16 +96,12 @@ public:
     QWebSocket *removeConnection(ConnectionId id);
     // Removes the connection from the tables now and closes its socket gracefully.
     void dropConnection(ConnectionId id, quint16 closeCode, const QString &reason);
-    // Replaces webSocketServer with one in mode, keeping the settings of the previous one.
-    void makeWebSocketServer(QWebSocketServer::SslMode mode);
     // Reads one text frame of a welcomed client and answers it. The fuzzer (fuzz/) calls it
     // directly, without sockets.
     void onTextMessage(ConnectionId id, const QString &message);
 
     Server *q;
-    // Qt fixes ws:// or wss:// when it makes the QWebSocketServer: setSslConfiguration() makes
-    // another (makeWebSocketServer()).
-    std::unique_ptr<QWebSocketServer> webSocketServer;
+    Acceptor acceptor{ [this](QWebSocket *socket) { accept(socket); } };
     QSslConfiguration sslConfiguration; // null: ws://
     QStringList allowedOrigins;
     Registry registry;
@@ -135,7 +131,6 @@ public:
 
 private:
     bool isOriginAllowed(const QString &origin) const;
-    void onNewConnection();
     void accept(QWebSocket *socket);
     void closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason);
     // Closes a socket that did not become a connection, and tells the log (with the user it

@@ -1,5 +1,5 @@
-// A WebSocket client written by hand over QTcpSocket, for tests that send what QWebSocket never
-// would: invalid UTF-8 in text frames, reserved bits and opcodes, unmasked, fragmented or
+// A WebSocket client written by hand over QTcpSocket (or TLS), for tests that send what QWebSocket
+// never would: invalid UTF-8 in text frames, reserved bits and opcodes, unmasked, fragmented or
 // oversize frames, lengths declared and never sent, frames before the handshake's answer. It
 // parses what the server sends back (RFC 6455, section 5.2), close frames included.
 #pragma once
@@ -11,7 +11,8 @@
 #include <QtCore/QStringDecoder>
 #include <QtCore/QtEndian>
 #include <QtNetwork/QHostAddress>
-#include <QtNetwork/QTcpSocket>
+#include <QtNetwork/QSslConfiguration>
+#include <QtNetwork/QSslSocket>
 #include <QtTest/QTest>
 
 #include <algorithm>
@@ -132,6 +133,16 @@ public:
         return socket.waitForConnected(5000);
     }
 
+    // Connects to a wss:// server on loopback with configuration (its CA); true once the TLS
+    // handshake is done.
+    bool connectToServerEncrypted(quint16 port, const QSslConfiguration &configuration)
+    {
+        socket.setSslConfiguration(configuration);
+        socket.connectToHostEncrypted(QStringLiteral("127.0.0.1"), port);
+        // Not waitForEncrypted(): the server may run in this thread.
+        return QTest::qWaitFor([this] { return socket.isEncrypted(); }, 5000);
+    }
+
     // Connects, writes the opening handshake followed by extra (in the same write), and waits
     // for the server's answer to the handshake; true when it upgraded the connection.
     bool open(quint16 port, const QByteArray &extra = {})
@@ -192,7 +203,7 @@ public:
         return QTest::qWaitFor([this] { return closeCode.has_value() && disconnected; }, timeoutMs);
     }
 
-    QTcpSocket socket;
+    QSslSocket socket; // unencrypted unless connectToServerEncrypted()
     // The server's answer to the handshake: the status code (0 until it came) and its headers.
     int httpStatus = 0;
     QByteArray httpResponse;

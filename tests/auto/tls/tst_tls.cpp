@@ -3,6 +3,7 @@
 // command line in a temporary directory: a CA; server certificates it signs for 127.0.0.1 and
 // localhost (valid, and expired), and for another host; a client certificate; and an unrelated
 // second CA.
+#include "rawwebsocket.h"
 #include "testpeer.h"
 
 #include <QtNotif/client.h>
@@ -46,6 +47,7 @@ private Q_SLOTS:
     void settingsSurviveTheSwitchToTls();
     void handshakeTimeoutCoversTls();
     void listenAndNotifyOverTls();
+    void framesBeforeTheWelcome();
     void untrustedServerIsAnSslError_data();
     void untrustedServerIsAnSslError();
     void failingHandshakesDoNotDisturbOthers();
@@ -289,6 +291,26 @@ void tst_Tls::listenAndNotifyOverTls()
         QTRY_COMPARE(events.size(), 1);
         QCOMPARE(events.at(0).at(1).toString(), QString("hello over TLS"));
     }
+}
+
+void tst_Tls::framesBeforeTheWelcome()
+{
+    // As over ws:// (tst_badinput): frames in the same TLS records as the upgrade request are
+    // answered after the welcome, in order.
+    using Raw = RawWebSocket;
+    RawWebSocket raw;
+    QVERIFY(raw.connectToServerEncrypted(server->serverPort(), clientTls("ca")));
+    raw.write(Raw::handshakeRequest()
+              + Raw::text(R"({"op":"listen","id":1,"notifier":"chat","key":"early"})")
+              + Raw::text("garbage") + Raw::frame(Raw::Ping, "early"));
+    QVERIFY(raw.waitForUpgrade());
+    QVERIFY(raw.waitForMessages("error", 1));
+    QCOMPARE(raw.messages.size(), 3);
+    QCOMPARE(raw.messages.at(0).value("op").toString(), QString("welcome"));
+    QCOMPARE(raw.messages.at(1).value("op").toString(), QString("ack"));
+    QCOMPARE(raw.messages.at(2).value("code").toString(), QString("invalid_json"));
+    QTRY_COMPARE(raw.pongs.size(), 1);
+    QCOMPARE(chat->localListenerCount("early"), 1);
 }
 
 void tst_Tls::untrustedServerIsAnSslError_data()

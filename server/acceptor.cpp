@@ -1,0 +1,218 @@
+#include "acceptor_p.h"
+
+#include "logging_p.h"
+
+#include <QtNotif/protocol.h>
+
+#include <QtCore/QTimer>
+#include <QtNetwork/QSslServer>
+#include <QtNetwork/QSslSocket>
+
+namespace QtNotif {
+
+namespace {
+
+constexpr QByteArrayView EndOfRequest("\r\n\r\n");
+
+const char RequestTooLarge[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                               "Connection: close\r\nContent-Length: 0\r\n\r\n";
+
+// A failed TLS handshake ends that TCP connection alone, before any WebSocket frame (so
+// without close code).
+void logTlsFailure(QSslSocket *socket, QAbstractSocket::SocketError error)
+{
+    const QHostAddress peer = socket->peerAddress();
+    if (peer.isNull()) // aborted at the handshake timeout, which is not logged either
+        return;
+    if (error == QAbstractSocket::RemoteHostClosedError)
+        qCInfo(lcServer) << peer << "left in the TLS handshake: does it trust the certificate?";
+    else
+        qCInfo(lcServer) << "TLS handshake with" << peer << "failed:" << socket->errorString();
+}
+
+} // namespace
+
+Acceptor::Acceptor(Upgraded upgraded) : m_upgraded(std::move(upgraded))
+{
+    makeServers(false);
+}
+
+Acceptor::~Acceptor() = default;
+
+void Acceptor::makeServers(bool secure)
+{
+    m_webSocketServer = std::make_unique<QWebSocketServer>(
+            QStringLiteral("qtnotif"),
+            secure ? QWebSocketServer::SecureMode : QWebSocketServer::NonSecureMode);
+    m_webSocketServer->setSupportedSubprotocols({ QString(Protocol::Subprotocol) });
+    QObject::connect(m_webSocketServer.get(), &QWebSocketServer::newConnection,
+                     m_webSocketServer.get(), [this] { onUpgraded(); });
+
+    m_pending.clear();
+    m_held.clear();
+    if (secure) {
+        auto tls = std::make_unique<QSslServer>();
+        tls->setSslConfiguration(m_sslConfiguration);
+        tls->setHandshakeTimeout(int(m_handshakeTimeout.count()));
+        QObject::connect(tls.get(), &QSslServer::errorOccurred, tls.get(), logTlsFailure);
+        m_tcpServer = std::move(tls);
+    } else {
+        m_tcpServer = std::make_unique<QTcpServer>();
+    }
+    QObject::connect(m_tcpServer.get(), &QTcpServer::pendingConnectionAvailable, m_tcpServer.get(),
+                     [this] { onPendingConnections(); });
+}
+
+bool Acceptor::listen(const QHostAddress &address, quint16 port)
+{
+    if (!m_tcpServer->listen(address, port)) {
+        m_errorString = m_tcpServer->errorString();
+        return false;
+    }
+    m_errorString.clear();
+    return true;
+}
+
+void Acceptor::close()
+{
+    m_tcpServer->close();
+}
+
+bool Acceptor::isListening() const
+{
+    return m_tcpServer->isListening();
+}
+
+quint16 Acceptor::port() const
+{
+    return m_tcpServer->serverPort();
+}
+
+QUrl Acceptor::url() const
+{
+    if (!isListening())
+        return {};
+    QUrl url;
+    url.setScheme(m_sslConfiguration.isNull() ? QStringLiteral("ws") : QStringLiteral("wss"));
+    url.setHost(m_tcpServer->serverAddress().toString());
+    url.setPort(port());
+    return url;
+}
+
+QString Acceptor::errorString() const
+{
+    return m_errorString;
+}
+
+void Acceptor::setSslConfiguration(const QSslConfiguration &configuration)
+{
+    const bool switching = configuration.isNull() != m_sslConfiguration.isNull();
+    m_sslConfiguration = configuration;
+    if (switching)
+        makeServers(!configuration.isNull());
+    else if (auto *tls = qobject_cast<QSslServer *>(m_tcpServer.get()))
+        tls->setSslConfiguration(configuration);
+}
+
+void Acceptor::setHandshakeTimeout(std::chrono::milliseconds timeout)
+{
+    m_handshakeTimeout = timeout;
+    if (auto *tls = qobject_cast<QSslServer *>(m_tcpServer.get()))
+        tls->setHandshakeTimeout(int(timeout.count()));
+}
+
+void Acceptor::onPendingConnections()
+{
+    while (QTcpSocket *socket = m_tcpServer->nextPendingConnection()) {
+        // Notifications are small frames sent as they happen to clients that mostly only
+        // read: Nagle's algorithm would hold one back until the client's delayed ACK, up to
+        // 40 ms (docs/performance.md measured p99 45 ms, and a quarter of the throughput).
+        socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
+        // Never more than a request's worth buffered before the request is complete.
+        socket->setReadBufferSize(MaxRequestSize);
+        auto *timer = new QTimer(socket);
+        timer->setSingleShot(true);
+        QObject::connect(timer, &QTimer::timeout, socket, [socket] {
+            qCDebug(lcServer) << socket->peerAddress() << "sent no upgrade request in time";
+            socket->abort();
+        });
+        timer->start(m_handshakeTimeout);
+        m_pending.insert(socket, { QByteArray(), 0, timer });
+        QObject::connect(socket, &QTcpSocket::readyRead, socket,
+                         [this, socket] { readRequest(socket); });
+        QObject::connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+        QObject::connect(socket, &QObject::destroyed, m_tcpServer.get(),
+                         [this, socket] { m_pending.remove(socket); });
+        if (socket->bytesAvailable() > 0)
+            readRequest(socket);
+    }
+}
+
+void Acceptor::readRequest(QTcpSocket *socket)
+{
+    const auto it = m_pending.find(socket);
+    if (it == m_pending.end())
+        return;
+    Pending &pending = *it;
+    pending.bytes += socket->readAll();
+    const qsizetype end = pending.bytes.indexOf(EndOfRequest, pending.scanned);
+    const qsizetype requestSize = end < 0 ? pending.bytes.size() : end + EndOfRequest.size();
+    if (end >= 0 && requestSize <= MaxRequestSize)
+        return handOver(socket, pending, requestSize);
+    if (requestSize > MaxRequestSize) {
+        qCInfo(lcServer) << "refused" << socket->peerAddress() << ": an upgrade request over"
+                         << MaxRequestSize << "bytes";
+        m_pending.erase(it);
+        QObject::disconnect(socket, &QTcpSocket::readyRead, nullptr, nullptr);
+        socket->write(RequestTooLarge);
+        socket->disconnectFromHost();
+        return;
+    }
+    pending.scanned = std::max<qsizetype>(0, pending.bytes.size() - EndOfRequest.size() + 1);
+}
+
+void Acceptor::handOver(QTcpSocket *socket, Pending &pending, qsizetype requestSize)
+{
+    QObject::disconnect(socket, &QTcpSocket::readyRead, nullptr, nullptr);
+    QObject::disconnect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+    delete pending.timer;
+    // Qt reads the request from the socket, so it goes back in; what follows waits in
+    // m_held. With the read buffer full, the socket reads nothing more from the network
+    // until onUpgraded() lifts the limit: Qt never sees a frame before its signals are
+    // connected.
+    const QByteArray bytes = std::exchange(pending.bytes, {});
+    m_pending.remove(socket);
+    for (qsizetype i = requestSize - 1; i >= 0; --i)
+        socket->ungetChar(bytes.at(i));
+    socket->setReadBufferSize(requestSize);
+    const Peer peer{ socket->peerAddress(), socket->peerPort() };
+    m_held.insert(peer, { socket, bytes.mid(requestSize) });
+    QObject::connect(socket, &QObject::destroyed, m_tcpServer.get(), [this, peer, socket] {
+        const auto held = m_held.constFind(peer);
+        if (held != m_held.cend() && held->socket == socket)
+            m_held.erase(held);
+    });
+    // Qt deletes the socket when it disconnects, and closes it if the request is not a
+    // WebSocket upgrade.
+    m_webSocketServer->handleConnection(socket);
+}
+
+void Acceptor::onUpgraded()
+{
+    while (QWebSocket *webSocket = m_webSocketServer->nextPendingConnection()) {
+        const Held held = m_held.take({ webSocket->peerAddress(), webSocket->peerPort() });
+        QPointer<QTcpSocket> socket = held.socket;
+        webSocket->setReadBufferSize(0); // its copy of the limit
+        if (socket) {
+            socket->setReadBufferSize(0);
+            for (qsizetype i = held.bytes.size() - 1; i >= 0; --i)
+                socket->ungetChar(held.bytes.at(i));
+        }
+        m_upgraded(webSocket);
+        // QWebSocket reads on readyRead. Signalled after m_upgraded() has connected its slots.
+        if (socket && socket->bytesAvailable() > 0)
+            Q_EMIT socket->readyRead();
+    }
+}
+
+} // namespace QtNotif

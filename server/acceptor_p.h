@@ -1,0 +1,94 @@
+#pragma once
+
+#include <QtCore/QByteArray>
+#include <QtCore/QHash>
+#include <QtCore/QPointer>
+#include <QtCore/QTimer>
+#include <QtCore/QUrl>
+#include <QtNetwork/QHostAddress>
+#include <QtNetwork/QSslConfiguration>
+#include <QtNetwork/QTcpServer>
+#include <QtWebSockets/QWebSocket>
+#include <QtWebSockets/QWebSocketServer>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+
+namespace QtNotif {
+
+// Accepts TCP (or TLS) connections and upgrades them to WebSocket connections with Qt's
+// WebSocket layer, after reading each upgrade request itself.
+//
+// Why not QWebSocketServer::listen(): Qt's layer reads the frames that follow the request in
+// the same TCP segment while it makes the QWebSocket, before anyone can connect to its
+// signals, so their messages are lost unanswered (and its answers to them are masked). The
+// acceptor holds back what follows the request, lets Qt read the request alone, and hands
+// the held bytes to the new QWebSocket once the server has connected its slots. A client may
+// thus send its first requests without waiting for the welcome.
+class Acceptor
+{
+public:
+    // Called with each upgraded socket, which the callee owns. Its slots connected when the
+    // call returns see every frame the client sent after its upgrade request.
+    using Upgraded = std::function<void(QWebSocket *socket)>;
+
+    // The largest upgrade request read (its headers, a JWT among them). A larger one gets
+    // the HTTP status 431. Qt's own limit is 8 KiB per header line.
+    static constexpr qsizetype MaxRequestSize = 64 * 1024;
+
+    explicit Acceptor(Upgraded upgraded);
+    ~Acceptor();
+
+    bool listen(const QHostAddress &address, quint16 port);
+    void close();
+    bool isListening() const;
+    quint16 port() const;
+    QUrl url() const; // ws:// or wss://, empty when not listening
+    QString errorString() const;
+
+    // A null configuration serves ws://. Switching between ws:// and wss:// makes a new
+    // listening socket, so the caller does it only while not listening; a new certificate
+    // for wss:// applies to the next connections.
+    void setSslConfiguration(const QSslConfiguration &configuration);
+    // How long a TCP connection may take to send its upgrade request once accepted (and,
+    // with wss://, to finish its TLS handshake before that, as long again).
+    void setHandshakeTimeout(std::chrono::milliseconds timeout);
+    std::chrono::milliseconds handshakeTimeout() const { return m_handshakeTimeout; }
+
+private:
+    // The bytes of one connection read so far, the request and what follows it.
+    struct Pending
+    {
+        QByteArray bytes;
+        qsizetype scanned = 0;   // where the search for the request's end goes on
+        QTimer *timer = nullptr; // the handshake timeout, a child of the socket
+    };
+    using Peer = std::pair<QHostAddress, quint16>;
+
+    void makeServers(bool secure);
+    void onPendingConnections();
+    void readRequest(QTcpSocket *socket);
+    void handOver(QTcpSocket *socket, Pending &pending, qsizetype requestSize);
+    void onUpgraded();
+
+    Upgraded m_upgraded;
+    QSslConfiguration m_sslConfiguration;
+    std::chrono::milliseconds m_handshakeTimeout{ 10000 };
+    QString m_errorString;
+    std::unique_ptr<QTcpServer> m_tcpServer; // a QSslServer for wss://
+    // Reads the requests the acceptor hands over; never listens.
+    std::unique_ptr<QWebSocketServer> m_webSocketServer;
+    // Connections whose request is not complete yet.
+    QHash<QTcpSocket *, Pending> m_pending;
+    // What followed each request handed over, until Qt has upgraded its socket. QWebSocket
+    // does not tell its TCP socket; the peer's address and port do while that socket lives.
+    struct Held
+    {
+        QPointer<QTcpSocket> socket;
+        QByteArray bytes;
+    };
+    QHash<Peer, Held> m_held;
+};
+
+} // namespace QtNotif
