@@ -76,6 +76,17 @@ bool Acceptor::listen(const QHostAddress &address, quint16 port)
 void Acceptor::close()
 {
     m_tcpServer->close();
+    // Connections still in their handshake would otherwise be welcomed by a closed server.
+    const QList<QTcpSocket *> pending = m_pending.keys();
+    for (QTcpSocket *socket : pending)
+        socket->abort();
+    const QList<Held> held = m_held.values();
+    for (const Held &h : held) {
+        if (h.socket)
+            h.socket->abort();
+    }
+    m_pending.clear();
+    m_held.clear();
 }
 
 bool Acceptor::isListening() const

@@ -41,6 +41,7 @@ public:
     ~Acceptor();
 
     bool listen(const QHostAddress &address, quint16 port);
+    // Stops listening and drops the connections still in their handshake.
     void close();
     bool isListening() const;
     quint16 port() const;
@@ -55,6 +56,8 @@ public:
     // with wss://, to finish its TLS handshake before that, as long again).
     void setHandshakeTimeout(std::chrono::milliseconds timeout);
     std::chrono::milliseconds handshakeTimeout() const { return m_handshakeTimeout; }
+    // Connections accepted and not yet upgraded.
+    qsizetype handshakesInProgress() const { return m_pending.size() + m_held.size(); }
 
 private:
     // The bytes of one connection read so far, the request and what follows it.

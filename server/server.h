@@ -43,8 +43,9 @@ public:
     // Starts accepting clients. Port 0 picks a free port (see serverPort()). Returns false and
     // sets errorString() when the address cannot be bound.
     bool listen(const QHostAddress &address = QHostAddress::LocalHost, quint16 port = 0);
-    // Stops accepting, closes every client connection (close code 1001, going away) and
-    // empties the listener table. Notifiers and handlers stay registered.
+    // Stops accepting, drops the connections still in their handshake, closes every client
+    // connection (close code 1001, going away) and empties the listener table. Notifiers and
+    // handlers stay registered.
     void close();
     bool isListening() const;
     quint16 serverPort() const;

@@ -2,6 +2,7 @@
 // close code, the server survives, and a well-behaved client on the same server receives every
 // notification, in order, throughout (docs/protocol.md, "Malformed input").
 #include "rawwebsocket.h"
+#include "server_p.h"
 #include "testpeer.h"
 
 #include <QtNotif/notifier.h>
@@ -386,6 +387,7 @@ private Q_SLOTS:
     void framesBeforeTheWelcome();
     void refusedFrameWithTheHandshake_data();
     void refusedFrameWithTheHandshake();
+    void handshakeInProgressWhenTheServerCloses();
     void garbageInsteadOfAHandshake_data();
     void garbageInsteadOfAHandshake();
     void badFrameFlood();
@@ -764,6 +766,26 @@ void tst_BadInput::refusedFrameWithTheHandshake()
     QCOMPARE(connected.size(), 1);
     QTRY_COMPARE(gone.size(), 1);
     QCOMPARE(server->connectionCount(), 1);
+}
+
+void tst_BadInput::handshakeInProgressWhenTheServerCloses()
+{
+    // A connection half-way through its upgrade request when the server closes is dropped,
+    // never welcomed by the closed server.
+    QSignalSpy connected(server.get(), &Server::clientConnected);
+    RawWebSocket raw;
+    QVERIFY(raw.connectToServer(server->serverPort()));
+    const QByteArray request = Raw::handshakeRequest();
+    raw.write(request.left(20));
+    const Acceptor &acceptor = ServerPrivate::get(server.get())->acceptor;
+    QTRY_COMPARE(acceptor.handshakesInProgress(), 1);
+    server->close();
+    QCOMPARE(acceptor.handshakesInProgress(), 0);
+    raw.write(request.mid(20));
+    QTRY_VERIFY(raw.disconnected);
+    QCOMPARE(raw.httpStatus, 0);
+    QCOMPARE(connected.size(), 0);
+    watcher.reset(); // closed with the server
 }
 
 void tst_BadInput::garbageInsteadOfAHandshake_data()
