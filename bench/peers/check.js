@@ -255,7 +255,8 @@ async function checkContract(system) {
         await listen(b, 'k1');
         await listen(b, 'k2');
         // Nested data, non-ASCII text and escapes pass unchanged.
-        const d1 = { ...notificationData(1, 'é€😀 "quoted" \\ \n'), nested: { list: [1, null, true] } };
+        const d1 = { ...notificationData(1, 'é€😀 "quoted" \\ \n'),
+                     nested: { list: [1, null, true] } };
         c.send(protocol.publish('k1', d1));
         await expectNotif(a, 'k1', d1, 'a');
         await expectNotif(b, 'k1', d1, 'b');
@@ -306,7 +307,8 @@ async function checkContract(system) {
 
         // Stopping by closing stdin, with connections open.
         await server.stop('stdin');
-        await Promise.all([a.closed, c.closed]);
+        await withTimeout(Promise.all([a.closed, c.closed]), stepTimeoutMs,
+                          'connections closed by the exit');
     } finally {
         server.kill();
     }
