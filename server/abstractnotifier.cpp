@@ -175,9 +175,9 @@ struct Delivery
     // Ids, not pointers: prepare is user code and may disconnect clients while we iterate.
     QList<ConnectionId> recipients;
 
-    QString frame(const QJsonValue &data) const
+    WireFrame frame(const QJsonValue &data) const
     {
-        return notifFrame(nameText, keyText, seq, toJsonText(data));
+        return WireFrame(notifFrame(nameText, keyText, seq, toJsonText(data)));
     }
 };
 
@@ -228,7 +228,7 @@ void AbstractNotifier::sendSame(const QString &keyText, const QJsonValue &data, 
     if (!delivery)
         return;
     dataText = toJsonText(data);
-    const QString frame = notifFrame(delivery->nameText, keyText, delivery->seq, dataText);
+    const WireFrame frame(notifFrame(delivery->nameText, keyText, delivery->seq, dataText));
     for (ConnectionId id : std::as_const(delivery->recipients)) {
         if (Connection *c = d->connection(id))
             d->sendNotif(*c, frame);
@@ -245,7 +245,7 @@ void AbstractNotifier::deliverPrepared(const QJsonValue &key, const NotFor &notF
     // Consecutive recipients whose prepare gives the same JSON share one encoded frame
     // (comparing is cheaper than encoding).
     QJsonValue lastData;
-    QString lastFrame;
+    WireFrame lastFrame;
     for (ConnectionId id : std::as_const(delivery->recipients)) {
         Connection *c = d->connection(id);
         if (!c)
@@ -281,7 +281,7 @@ void AbstractNotifier::deliverPreparedAsync(const QJsonValue &key, const NotFor 
                 return; // server gone, or done called twice
             pending->ready = true;
             if (data)
-                pending->text = shared->frame(*data);
+                pending->frame = shared->frame(*data);
             server->d->flushOrdered(id);
         });
     }

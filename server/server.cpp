@@ -92,7 +92,7 @@ void ServerPrivate::refuse(QWebSocket *socket, quint16 closeCode, const QString 
     Q_EMIT q->clientRefused(reason);
 }
 
-void ServerPrivate::accept(QWebSocket *socket)
+void ServerPrivate::accept(QWebSocket *socket, QTcpSocket *tcpSocket)
 {
     // The server owns its sockets through Connection (or closeSocket()), not as QObject children.
     socket->setParent(nullptr);
@@ -139,6 +139,7 @@ void ServerPrivate::accept(QWebSocket *socket)
     const ConnectionId id = ++lastId;
     owned->id = id;
     owned->socket.reset(socket);
+    owned->tcpSocket = tcpSocket;
     owned->identity = auth.identity();
     owned->lastHeard.start();
     owned->requestTokens = requestBurst;
@@ -247,6 +248,27 @@ void ServerPrivate::send(Connection &connection, const QString &text)
     boundSendQueue(connection);
 }
 
+void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
+{
+    if (connection.overflowing)
+        return;
+    if (sendObserver)
+        sendObserver(connection.id, frame.text());
+    // QWebSocket writes whole frames to the same TCP socket, so frames written here between
+    // its own stay whole and in order. Past the size at which QWebSocket would fragment a
+    // message, and once it is closing (no data frame may follow its close frame), QWebSocket
+    // sends the text itself, as it always did.
+    QWebSocket *socket = connection.socket.get();
+    QTcpSocket *tcpSocket = connection.tcpSocket.data();
+    if (tcpSocket && socket->state() == QAbstractSocket::ConnectedState
+        && quint64(frame.payload().size()) <= socket->outgoingFrameSize()) {
+        tcpSocket->write(frame.bytes());
+    } else {
+        socket->sendTextMessage(frame.text());
+    }
+    boundSendQueue(connection);
+}
+
 void ServerPrivate::boundSendQueue(Connection &connection)
 {
     if (connection.overflowing)
@@ -274,12 +296,12 @@ void ServerPrivate::boundSendQueue(Connection &connection)
             Qt::QueuedConnection);
 }
 
-void ServerPrivate::sendNotif(Connection &connection, const QString &text)
+void ServerPrivate::sendNotif(Connection &connection, const WireFrame &frame)
 {
     if (connection.ordered.empty())
-        send(connection, text);
+        sendFrame(connection, frame);
     else
-        connection.ordered.push_back(std::make_shared<PendingNotif>(PendingNotif{ true, text }));
+        connection.ordered.push_back(std::make_shared<PendingNotif>(PendingNotif{ true, frame }));
 }
 
 std::shared_ptr<PendingNotif> ServerPrivate::reserveNotif(Connection &connection)
@@ -295,10 +317,10 @@ void ServerPrivate::flushOrdered(ConnectionId id)
     if (!c)
         return;
     while (!c->ordered.empty() && c->ordered.front()->ready) {
-        const QString text = std::move(c->ordered.front()->text);
+        const WireFrame frame = std::move(c->ordered.front()->frame);
         c->ordered.pop_front();
-        if (!text.isEmpty())
-            send(*c, text);
+        if (!frame.isNull())
+            sendFrame(*c, frame);
     }
 }
 

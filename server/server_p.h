@@ -3,6 +3,7 @@
 #include "acceptor_p.h"
 #include "cluster_p.h"
 #include "registry_p.h"
+#include "wireframe_p.h"
 
 #include <QtNotif/abstractnotifier.h>
 #include <QtNotif/server.h>
@@ -32,11 +33,11 @@ struct DeleteLater
 };
 
 // A notification held back because an earlier one for the same client still waits for its
-// asynchronous prepare. An empty text once ready means prepare left this client out.
+// asynchronous prepare. A null frame once ready means prepare left this client out.
 struct PendingNotif
 {
     bool ready = false;
-    QString text;
+    WireFrame frame;
 };
 
 // When connections' credentials expire: milliseconds since the epoch, earliest first.
@@ -47,6 +48,9 @@ struct Connection
 {
     ConnectionId id = 0;
     std::unique_ptr<QWebSocket, DeleteLater> socket;
+    // The socket's TCP (or TLS) socket, which it owns: notification frames are written to it
+    // ready-made (sendFrame()). Null where there is none (the fuzzer's connections).
+    QPointer<QTcpSocket> tcpSocket;
     Identity identity;
     QElapsedTimer lastHeard; // restarted by every frame and pong
     // Non-empty only while an asynchronous prepare is pending for this client: notifications
@@ -73,8 +77,10 @@ public:
     // Closes the connection (4413, from the event loop) when more than maxSendQueue bytes wait
     // to be sent to it.
     void boundSendQueue(Connection &connection);
+    // Sends a frame made once for many clients: its bytes go to the TCP socket as they are.
+    void sendFrame(Connection &connection, const WireFrame &frame);
     // Sends a notification frame, behind any still waiting for an asynchronous prepare.
-    void sendNotif(Connection &connection, const QString &text);
+    void sendNotif(Connection &connection, const WireFrame &frame);
     // A place in the client's notification order, filled in later by an asynchronous prepare.
     std::shared_ptr<PendingNotif> reserveNotif(Connection &connection);
     // Sends the ready notifications at the head of the client's order.
@@ -101,7 +107,9 @@ public:
     void onTextMessage(ConnectionId id, const QString &message);
 
     Server *q;
-    Acceptor acceptor{ [this](QWebSocket *socket) { accept(socket); } };
+    Acceptor acceptor{ [this](QWebSocket *socket, QTcpSocket *tcpSocket) {
+        accept(socket, tcpSocket);
+    } };
     QSslConfiguration sslConfiguration; // null: ws://
     QStringList allowedOrigins;
     Registry registry;
@@ -131,7 +139,7 @@ public:
 
 private:
     bool isOriginAllowed(const QString &origin) const;
-    void accept(QWebSocket *socket);
+    void accept(QWebSocket *socket, QTcpSocket *tcpSocket);
     void closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason);
     // Closes a socket that did not become a connection, and tells the log (with the user it
     // claimed to be, when known) and the application why.
