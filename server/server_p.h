@@ -51,6 +51,12 @@ struct Connection
     // The socket's TCP (or TLS) socket, which it owns: notification frames are written to it
     // ready-made (sendFrame()). Null where there is none (the fuzzer's connections).
     QPointer<QTcpSocket> tcpSocket;
+    // The TCP socket's descriptor where the server writes to it directly (plain TCP on Linux),
+    // -1 elsewhere; see ServerPrivate::flushOutbox().
+    qintptr descriptor = -1;
+    // Notification frames sent during this event-loop turn, not handed to the socket yet:
+    // flushOutboxes() hands them over together at the end of the turn.
+    QByteArray outbox;
     Identity identity;
     QElapsedTimer lastHeard; // restarted by every frame and pong
     // Non-empty only while an asynchronous prepare is pending for this client: notifications
@@ -77,8 +83,14 @@ public:
     // Closes the connection (4413, from the event loop) when more than maxSendQueue bytes wait
     // to be sent to it.
     void boundSendQueue(Connection &connection);
-    // Sends a frame made once for many clients: its bytes go to the TCP socket as they are.
+    // Sends a frame made once for many clients: its bytes go to the TCP socket as they are, at
+    // the end of the event-loop turn (the connection's outbox).
     void sendFrame(Connection &connection, const WireFrame &frame);
+    // Hands the connection's outbox to its socket now; before anything else is written to it,
+    // so that frames keep their order.
+    void flushOutbox(Connection &connection);
+    // Flushes every outbox filled during this event-loop turn.
+    void flushOutboxes();
     // Sends a notification frame, behind any still waiting for an asynchronous prepare.
     void sendNotif(Connection &connection, const WireFrame &frame);
     // A place in the client's notification order, filled in later by an asynchronous prepare.
@@ -115,6 +127,9 @@ public:
     Registry registry;
     Cluster cluster{ this };
     std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections;
+    // Connections whose outbox received frames since the last flushOutboxes() (a flushed one
+    // may still be listed).
+    std::vector<ConnectionId> outboxes;
     QHash<QString, AbstractNotifier *> notifiers;
     QHash<QString, Handler> handlers;
     Authenticator authenticator;
