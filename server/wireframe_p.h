@@ -19,6 +19,11 @@ public:
     // Frames text as QWebSocket::sendTextMessage() would (UTF-8, one frame: see
     // ServerPrivate::sendFrame() for the frames QWebSocket would fragment).
     explicit WireFrame(const QString &text);
+    // The notif frame of Protocol::notifFrame() from the UTF-8 of its parts (notifier name and
+    // key as JSON text, data as Protocol::toJsonUtf8()), assembled in place: the same bytes as
+    // WireFrame(notifFrame(...)) without the round trip through UTF-16.
+    static WireFrame notification(QByteArrayView notifierJson, QByteArrayView keyJson, quint64 seq,
+                                  QByteArrayView dataJson);
 
     bool isNull() const { return m_bytes.isNull(); }
     // Header and payload, ready for the socket.
@@ -28,6 +33,10 @@ public:
     QString text() const { return QString::fromUtf8(payload()); }
 
 private:
+    // Makes room for the header of a payload of size bytes at the start of m_bytes, and
+    // writes it.
+    void writeHeader(qsizetype size);
+
     QByteArray m_bytes;
     qsizetype m_headerSize = 0;
 };
