@@ -14,7 +14,6 @@
 #include <QtCore/QTimer>
 #include <QtWebSockets/QWebSocket>
 
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -61,7 +60,8 @@ struct Connection
     QElapsedTimer lastHeard; // restarted by every frame and pong
     // Non-empty only while an asynchronous prepare is pending for this client: notifications
     // wait here so that the client receives them in notify order.
-    std::deque<std::shared_ptr<PendingNotif>> ordered;
+    // A QList, not a std::deque: an empty deque still allocates over 500 bytes.
+    QList<std::shared_ptr<PendingNotif>> ordered;
     // Set once more than maxSendQueue bytes waited for the client: it is being closed, and
     // nothing more is queued for it.
     bool overflowing = false;
