@@ -8,6 +8,7 @@
 
 #include <QtCore/QJsonArray>
 #include <QtCore/QJsonObject>
+#include <QtCore/QScopeGuard>
 #include <QtNetwork/QSslKey>
 #include <QtNetwork/QSslSocket>
 
@@ -16,6 +17,7 @@
 #ifdef Q_OS_LINUX
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #endif
 
 namespace QtNotif {
@@ -272,14 +274,15 @@ void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
     QWebSocket *socket = connection.socket.get();
     if (connection.tcpSocket && socket->state() == QAbstractSocket::ConnectedState
         && quint64(frame.payload().size()) <= socket->outgoingFrameSize()) {
-        if (connection.outbox.isEmpty()) {
+        if (connection.outbox.empty()) {
             if (outboxes.empty()) {
                 QMetaObject::invokeMethod(
                         q, [this] { flushOutboxes(); }, Qt::QueuedConnection);
             }
             outboxes.push_back(connection.id);
         }
-        connection.outbox.append(frame.bytes());
+        connection.outbox.push_back(frame.bytes());
+        connection.outboxBytes += frame.bytes().size();
     } else {
         flushOutbox(connection);
         socket->sendTextMessage(frame.text());
@@ -289,27 +292,60 @@ void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
 
 void ServerPrivate::flushOutbox(Connection &connection)
 {
-    if (connection.outbox.isEmpty())
+    if (connection.outbox.empty())
         return;
-    const QByteArray bytes = std::exchange(connection.outbox, QByteArray());
+    // Emptied whatever happens next; its capacity stays for the next turn unless it is large.
+    const auto clear = qScopeGuard([&connection] {
+        constexpr std::size_t KeptCapacity = 64;
+        if (connection.outbox.capacity() > KeptCapacity)
+            connection.outbox = {};
+        else
+            connection.outbox.clear();
+        connection.outboxBytes = 0;
+    });
+    const std::vector<QByteArray> &frames = connection.outbox;
     QTcpSocket *tcpSocket = connection.tcpSocket.data();
     if (!tcpSocket || connection.socket->state() != QAbstractSocket::ConnectedState)
-        return; // gone or closing: QWebSocket would not have sent them either
-    qint64 written = 0;
+        return;           // gone or closing: QWebSocket would not have sent them either
+    std::size_t next = 0; // the first frame not fully written
+    qint64 offset = 0;    // how much of it was written
 #ifdef Q_OS_LINUX
     // Straight to the kernel when Qt holds nothing back for this socket: the frames of a turn
-    // go in one system call, as Qt's own flush would make, without enabling and disabling the
-    // socket's write notifier (in GLib's event dispatcher that costs time in proportion to
-    // the number of sockets). What the kernel does not take, and any error, is left to Qt.
+    // go in one system call, as Qt's own flush would make, gathered from where they are,
+    // without enabling and disabling the socket's write notifier (in GLib's event dispatcher
+    // that costs time in proportion to the number of sockets). What the kernel does not take,
+    // and any error, is left to Qt.
     if (connection.descriptor >= 0 && tcpSocket->bytesToWrite() == 0) {
-        const ssize_t sent = ::send(int(connection.descriptor), bytes.constData(),
-                                    size_t(bytes.size()), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (sent > 0)
-            written = sent;
+        constexpr std::size_t MaxParts = 64; // well under IOV_MAX
+        while (next < frames.size()) {
+            iovec parts[MaxParts];
+            std::size_t count = 0;
+            qint64 size = 0;
+            for (; count < MaxParts && next + count < frames.size(); ++count) {
+                const QByteArray &frame = frames[next + count];
+                parts[count] = { const_cast<char *>(frame.constData()), std::size_t(frame.size()) };
+                size += frame.size();
+            }
+            msghdr message = {};
+            message.msg_iov = parts;
+            message.msg_iovlen = count;
+            const ssize_t sent
+                    = ::sendmsg(int(connection.descriptor), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (sent <= 0)
+                break;
+            qint64 left = sent;
+            while (left > 0 && left >= frames[next].size())
+                left -= frames[next++].size();
+            offset = left;
+            if (sent < size)
+                break;
+        }
     }
 #endif
-    if (written < bytes.size())
-        tcpSocket->write(bytes.constData() + written, bytes.size() - written);
+    for (; next < frames.size(); ++next, offset = 0) {
+        const QByteArray &frame = frames[next];
+        tcpSocket->write(frame.constData() + offset, frame.size() - offset);
+    }
 }
 
 void ServerPrivate::flushOutboxes()
@@ -327,7 +363,7 @@ void ServerPrivate::boundSendQueue(Connection &connection)
         return;
     // Qt hands the frames of one event-loop turn to the kernel together; only what the kernel
     // will not take counts, so a burst to a client that reads is not mistaken for a stall.
-    if (connection.outbox.size() + connection.socket->bytesToWrite() <= maxSendQueue)
+    if (connection.outboxBytes + connection.socket->bytesToWrite() <= maxSendQueue)
         return;
     flushOutbox(connection);
     connection.socket->flush();

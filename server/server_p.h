@@ -54,8 +54,10 @@ struct Connection
     // -1 elsewhere; see ServerPrivate::flushOutbox().
     qintptr descriptor = -1;
     // Notification frames sent during this event-loop turn, not handed to the socket yet:
-    // flushOutboxes() hands them over together at the end of the turn.
-    QByteArray outbox;
+    // flushOutboxes() hands them over together at the end of the turn. The frames' own bytes,
+    // shared with every other recipient, not a copy; outboxBytes is their total size.
+    std::vector<QByteArray> outbox;
+    qint64 outboxBytes = 0;
     Identity identity;
     QElapsedTimer lastHeard; // restarted by every frame and pong
     // Non-empty only while an asynchronous prepare is pending for this client: notifications

@@ -66,6 +66,7 @@ private Q_SLOTS:
     void notForUser();
     void unlistenUserIsObservedByTheClient();
     void serverSideListenAndUnlisten();
+    void notificationsKeepTheirPlaceAmongOtherFrames();
     void listenerSignalsTrackPresence();
     void disconnectLeavesRegistryEmpty();
     void identityChangeDropsListens();
@@ -688,6 +689,41 @@ void tst_Server::serverSideListenAndUnlisten()
     QTRY_COMPARE(peer->framesOf("unlistened").size(), 1);
     QCOMPARE(peer->framesOf("unlistened").at(0)["reason"].toString(), QString("server"));
     QVERIFY(!chat->listen(999, "announcements"));
+}
+
+// Notification frames wait for the end of the event-loop turn, other frames do not: those sent
+// in the same turn still arrive in the order they were sent, and the client is closed after
+// what was sent to it before.
+void tst_Server::notificationsKeepTheirPlaceAmongOtherFrames()
+{
+    auto *chat = new SimpleNotifier<QString, int>(server.get(), "chat");
+    QSignalSpy connected(server.get(), &Server::clientConnected);
+    auto peer = connectPeer();
+    QTRY_COMPARE(connected.size(), 1);
+    const auto id = connected.at(0).at(0).value<ConnectionId>();
+    QVERIFY(peer->listenAndWait("chat", "a"));
+    QVERIFY(peer->listenAndWait("chat", "b"));
+    chat->notify("a", 1);
+    chat->notify("b", 2);
+    QVERIFY(chat->unlisten(id, "a")); // an unlistened frame, between notifications
+    chat->notify("a", 3);             // nobody listens any more
+    chat->notify("b", 4);
+    QVERIFY(server->setIdentity(id, Identity::user("alice")));
+    QVERIFY(chat->listen(id, "b")); // listens were reset with the identity
+    chat->notify("b", 5);
+    QVERIFY(server->disconnectClient(id, 4000, "bye"));
+    QTRY_VERIFY(peer->disconnected);
+    QStringList ops;
+    for (const QJsonObject &frame : std::as_const(peer->frames)) {
+        const QString op = frame["op"].toString();
+        if (op == "notif")
+            ops.append(op + QString::number(frame["data"].toInt()));
+        else if (op != "welcome" && op != "ack")
+            ops.append(op);
+    }
+    QCOMPARE(ops, QStringList({ "notif1", "notif2", "unlistened", "notif4", "identity", "listened",
+                                "notif5" }));
+    QCOMPARE(peer->socket.closeCode(), QWebSocketProtocol::CloseCode(4000));
 }
 
 void tst_Server::listenerSignalsTrackPresence()
