@@ -90,17 +90,83 @@ std::variant<ClientFrame, FrameError> decodeClientFrame(const QByteArray &utf8)
     return frame;
 }
 
-QString toJsonText(const QJsonValue &value)
+namespace {
+
+// A string in JSON as QJsonDocument writes it, for strings of ASCII characters (keys, notifier
+// names): the common case, without a QJsonArray and a QJsonDocument around it. Empty when the
+// string has other characters; the caller then asks QJsonDocument.
+QByteArray asciiJsonString(QStringView text)
+{
+    QByteArray json;
+    json.reserve(text.size() + 2);
+    json.append('"');
+    for (const QChar c : text) {
+        const char16_t u = c.unicode();
+        if (u >= 0x80)
+            return QByteArray();
+        if (u >= 0x20 && u != u'"' && u != u'\\') {
+            json.append(char(u));
+            continue;
+        }
+        json.append('\\');
+        switch (u) {
+        case u'"':
+            json.append('"');
+            break;
+        case u'\\':
+            json.append('\\');
+            break;
+        case u'\b':
+            json.append('b');
+            break;
+        case u'\f':
+            json.append('f');
+            break;
+        case u'\n':
+            json.append('n');
+            break;
+        case u'\r':
+            json.append('r');
+            break;
+        case u'\t':
+            json.append('t');
+            break;
+        default: {
+            constexpr char Hex[] = "0123456789abcdef";
+            const char escape[] = { 'u', '0', '0', Hex[u >> 4], Hex[u & 0xf] };
+            json.append(escape, sizeof escape);
+        }
+        }
+    }
+    json.append('"');
+    return json;
+}
+
+} // namespace
+
+QByteArray toJsonUtf8(const QJsonValue &value)
 {
     if (value.isObject())
-        return QString::fromUtf8(QJsonDocument(value.toObject()).toJson(QJsonDocument::Compact));
+        return QJsonDocument(value.toObject()).toJson(QJsonDocument::Compact);
     if (value.isArray())
-        return QString::fromUtf8(QJsonDocument(value.toArray()).toJson(QJsonDocument::Compact));
-    if (value.isUndefined())
-        return QStringLiteral("null");
+        return QJsonDocument(value.toArray()).toJson(QJsonDocument::Compact);
+    if (value.isUndefined() || value.isNull())
+        return QByteArrayLiteral("null");
+    if (value.isBool())
+        return value.toBool() ? QByteArrayLiteral("true") : QByteArrayLiteral("false");
+    if (value.isString()) {
+        QByteArray json = asciiJsonString(value.toString());
+        if (!json.isEmpty())
+            return json;
+    }
     // QJsonDocument holds only objects and arrays: wrap the scalar and strip the brackets.
     const QByteArray wrapped = QJsonDocument(QJsonArray{ value }).toJson(QJsonDocument::Compact);
-    return QString::fromUtf8(wrapped.mid(1, wrapped.size() - 2));
+    return wrapped.mid(1, wrapped.size() - 2);
+}
+
+QString toJsonText(const QJsonValue &value)
+{
+    return QString::fromUtf8(toJsonUtf8(value));
 }
 
 QString quotedName(const QString &name)
@@ -148,9 +214,12 @@ QString ackFrame(qint64 id, const QJsonObject &fields)
 
 QString replyFrame(qint64 id, const QJsonValue &result)
 {
-    return encode({ { QLatin1String("op"), Op::Reply },
-                    { QLatin1String("id"), id },
-                    { QLatin1String("result"), result } });
+    if (result.isUndefined()) // a QJsonObject leaves the member out
+        return encode({ { QLatin1String("op"), Op::Reply }, { QLatin1String("id"), id } });
+    // What encode() writes for {op, id, result} (members sorted), assembled: the result is
+    // encoded alone, and the frame around it is not built as a QJsonObject for every reply.
+    return QLatin1String("{\"id\":") + QString::number(id) + QLatin1String(",\"op\":\"") + Op::Reply
+           + QLatin1String("\",\"result\":") + toJsonText(result) + QLatin1Char('}');
 }
 
 QString notifFrame(const QString &notifierText, const QString &keyText, quint64 seq,

@@ -112,6 +112,9 @@ QTNOTIF_PROTOCOL_EXPORT QString canonicalKey(const QJsonValue &key);
 
 // Compact JSON text of any value, scalars included.
 QTNOTIF_PROTOCOL_EXPORT QString toJsonText(const QJsonValue &value);
+// The same text in UTF-8, as it goes on the wire: toJsonText(value).toUtf8() without the round
+// trip through UTF-16.
+QTNOTIF_PROTOCOL_EXPORT QByteArray toJsonUtf8(const QJsonValue &value);
 
 // A name the client sent (an op, a notifier, a method), quoted for an error message, and cut to
 // 64 characters so that an error is never much larger than what it answers.

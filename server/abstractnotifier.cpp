@@ -12,7 +12,7 @@ namespace QtNotif {
 using namespace Protocol;
 
 AbstractNotifier::AbstractNotifier(Server *server, const QString &name)
-    : QObject(server), m_server(server), m_name(name)
+    : QObject(server), m_server(server), m_name(name), m_nameJson(toJsonUtf8(name))
 {
     Q_ASSERT(server);
     server->d->registerNotifier(this);
@@ -166,35 +166,38 @@ void AbstractNotifier::deliverFromCluster(const QJsonValue &key, const QJsonValu
 
 namespace {
 
-// One notify: its recipients and the frame parts they all share.
+// One notify: its recipients and the frame parts they all share, in UTF-8.
 struct Delivery
 {
-    QString nameText;
-    QString keyText;
+    QByteArray nameJson;
+    QByteArray keyJson;
     quint64 seq = 0;
     // Ids, not pointers: prepare is user code and may disconnect clients while we iterate.
     QList<ConnectionId> recipients;
 
-    QString frame(const QJsonValue &data) const
+    WireFrame frame(const QByteArray &dataJson) const
     {
-        return notifFrame(nameText, keyText, seq, toJsonText(data));
+        return WireFrame::notification(nameJson, keyJson, seq, dataJson);
     }
+    WireFrame frame(const QJsonValue &data) const { return frame(toJsonUtf8(data)); }
 };
 
 // Counts the notification on the key and lists who receives it; std::nullopt when nobody
 // listens to the key, or when d is null (the notifier is not registered).
-std::optional<Delivery> startDelivery(ServerPrivate *d, const QString &name, const QString &keyText,
+std::optional<Delivery> startDelivery(ServerPrivate *d, const QString &name,
+                                      const QByteArray &nameJson, const QString &keyText,
                                       const NotFor &notFor)
 {
     if (!d)
         return std::nullopt;
-    Delivery delivery;
-    delivery.keyText = keyText;
-    delivery.seq = d->registry.nextSeq(name, delivery.keyText);
-    if (!delivery.seq)
+    Registry::Entry *entry = d->registry.entry(name, keyText);
+    if (!entry)
         return std::nullopt;
-    delivery.nameText = toJsonText(name);
-    delivery.recipients = d->registry.recipients(name, delivery.keyText, notFor);
+    Delivery delivery;
+    delivery.nameJson = nameJson;
+    delivery.keyJson = keyText.toUtf8();
+    delivery.seq = ++entry->seq;
+    delivery.recipients = d->registry.recipients(*entry, notFor);
     return delivery;
 }
 
@@ -203,32 +206,32 @@ std::optional<Delivery> startDelivery(ServerPrivate *d, const QString &name, con
 void AbstractNotifier::deliverSame(const QJsonValue &key, const QJsonValue &data,
                                    const NotFor &notFor)
 {
-    QString dataText;
-    sendSame(canonicalKey(key), data, dataText, notFor);
+    QByteArray dataJson;
+    sendSame(canonicalKey(key), data, dataJson, notFor);
 }
 
 void AbstractNotifier::notifySame(const QJsonValue &key, const QJsonValue &data,
                                   const NotFor &notFor)
 {
     const QString keyText = canonicalKey(key);
-    QString dataText;
-    sendSame(keyText, data, dataText, notFor);
+    QByteArray dataJson;
+    sendSame(keyText, data, dataJson, notFor);
     if (!isClustered())
         return;
-    if (dataText.isNull())
-        dataText = toJsonText(data); // nobody here listens: encoded for the other nodes alone
-    m_server->d->cluster.publishNotify(m_name, keyText, dataText, notFor);
+    if (dataJson.isNull())
+        dataJson = toJsonUtf8(data); // nobody here listens: encoded for the other nodes alone
+    m_server->d->cluster.publishNotify(m_name, keyText, QString::fromUtf8(dataJson), notFor);
 }
 
-void AbstractNotifier::sendSame(const QString &keyText, const QJsonValue &data, QString &dataText,
-                                const NotFor &notFor)
+void AbstractNotifier::sendSame(const QString &keyText, const QJsonValue &data,
+                                QByteArray &dataJson, const NotFor &notFor)
 {
     ServerPrivate *d = m_registered ? m_server->d.get() : nullptr;
-    const auto delivery = startDelivery(d, m_name, keyText, notFor);
+    const auto delivery = startDelivery(d, m_name, m_nameJson, keyText, notFor);
     if (!delivery)
         return;
-    dataText = toJsonText(data);
-    const QString frame = notifFrame(delivery->nameText, keyText, delivery->seq, dataText);
+    dataJson = toJsonUtf8(data);
+    const WireFrame frame = delivery->frame(dataJson);
     for (ConnectionId id : std::as_const(delivery->recipients)) {
         if (Connection *c = d->connection(id))
             d->sendNotif(*c, frame);
@@ -239,13 +242,13 @@ void AbstractNotifier::deliverPrepared(const QJsonValue &key, const NotFor &notF
                                        const SyncPrepare &prepare)
 {
     ServerPrivate *d = m_registered ? m_server->d.get() : nullptr;
-    const auto delivery = startDelivery(d, m_name, canonicalKey(key), notFor);
+    const auto delivery = startDelivery(d, m_name, m_nameJson, canonicalKey(key), notFor);
     if (!delivery)
         return;
     // Consecutive recipients whose prepare gives the same JSON share one encoded frame
     // (comparing is cheaper than encoding).
     QJsonValue lastData;
-    QString lastFrame;
+    WireFrame lastFrame;
     for (ConnectionId id : std::as_const(delivery->recipients)) {
         Connection *c = d->connection(id);
         if (!c)
@@ -266,7 +269,7 @@ void AbstractNotifier::deliverPreparedAsync(const QJsonValue &key, const NotFor 
                                             const AsyncPrepare &prepare)
 {
     ServerPrivate *d = m_registered ? m_server->d.get() : nullptr;
-    auto delivery = startDelivery(d, m_name, canonicalKey(key), notFor);
+    auto delivery = startDelivery(d, m_name, m_nameJson, canonicalKey(key), notFor);
     if (!delivery)
         return;
     auto shared = std::make_shared<const Delivery>(std::move(*delivery));
@@ -281,7 +284,7 @@ void AbstractNotifier::deliverPreparedAsync(const QJsonValue &key, const NotFor 
                 return; // server gone, or done called twice
             pending->ready = true;
             if (data)
-                pending->text = shared->frame(*data);
+                pending->frame = shared->frame(*data);
             server->d->flushOrdered(id);
         });
     }

@@ -129,13 +129,14 @@ private:
     friend class Cluster;
     // Unlistens the user's clients on this server; returns how many stopped listening.
     int unlistenUserHere(const QString &userId, const QJsonValue &key);
-    // deliverSame() on a key already in canonical text; dataText is set to the data's JSON text
-    // when it was encoded (someone here listens), and stays null otherwise.
-    void sendSame(const QString &keyText, const QJsonValue &data, QString &dataText,
+    // deliverSame() on a key already in canonical text; dataJson is set to the data's JSON text
+    // (UTF-8) when it was encoded (someone here listens), and stays null otherwise.
+    void sendSame(const QString &keyText, const QJsonValue &data, QByteArray &dataJson,
                   const NotFor &notFor);
 
     Server *m_server = nullptr;
     QString m_name;
+    QByteArray m_nameJson; // the name as JSON text in UTF-8, as notification frames carry it
     bool m_registered = false;
 };
 

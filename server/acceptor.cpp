@@ -219,7 +219,7 @@ void Acceptor::onUpgraded()
             for (qsizetype i = held.bytes.size() - 1; i >= 0; --i)
                 socket->ungetChar(held.bytes.at(i));
         }
-        m_upgraded(webSocket);
+        m_upgraded(webSocket, socket.data());
         // QWebSocket reads on readyRead. Signalled after m_upgraded() has connected its slots.
         if (socket && socket->bytesAvailable() > 0)
             Q_EMIT socket->readyRead();

@@ -29,9 +29,10 @@ namespace QtNotif {
 class Acceptor
 {
 public:
-    // Called with each upgraded socket, which the callee owns. Its slots connected when the
-    // call returns see every frame the client sent after its upgrade request.
-    using Upgraded = std::function<void(QWebSocket *socket)>;
+    // Called with each upgraded socket, which the callee owns, and the TCP (or TLS) socket it
+    // reads and writes, which it owns (null if that one is already gone). Its slots connected
+    // when the call returns see every frame the client sent after its upgrade request.
+    using Upgraded = std::function<void(QWebSocket *socket, QTcpSocket *tcpSocket)>;
 
     // The largest upgrade request read (its headers, a JWT among them). A larger one gets
     // the HTTP status 431. Qt's own limit is 8 KiB per header line.

@@ -1,6 +1,28 @@
 #include "registry_p.h"
 
+#include <algorithm>
+
 namespace QtNotif {
+
+bool Registry::ConnectionInfo::isListening(const ListenKey &listen) const
+{
+    return std::binary_search(listens.cbegin(), listens.cend(), listen);
+}
+
+void Registry::ConnectionInfo::addListen(const ListenKey &listen)
+{
+    const auto at = std::lower_bound(listens.cbegin(), listens.cend(), listen);
+    listens.insert(at - listens.cbegin(), listen);
+}
+
+bool Registry::ConnectionInfo::removeListen(const ListenKey &listen)
+{
+    const auto at = std::lower_bound(listens.cbegin(), listens.cend(), listen);
+    if (at == listens.cend() || *at != listen)
+        return false;
+    listens.remove(at - listens.cbegin());
+    return true;
+}
 
 void Registry::addConnection(ConnectionId connection, const QString &userId)
 {
@@ -62,13 +84,19 @@ Registry::ListenResult Registry::listen(ConnectionId connection, const QString &
     auto it = m_connections.find(connection);
     if (it == m_connections.end())
         return ListenResult::UnknownConnection;
-    const QPair<QString, QString> listen(notifier, key);
-    if (it->listens.contains(listen))
+    if (it->isListening({ notifier, key }))
         return ListenResult::AlreadyListening;
     if (maxListens > 0 && it->listens.size() >= maxListens)
         return ListenResult::LimitReached;
-    it->listens.insert(listen);
-    Entry &entry = m_keys[notifier][key];
+    auto keys = m_keys.find(notifier);
+    if (keys == m_keys.end())
+        keys = m_keys.insert(notifier, {});
+    auto slot = keys->find(key);
+    if (slot == keys->end())
+        slot = keys->insert(key, {});
+    // The table's strings, so that every listen of a key shares one.
+    it->addListen({ keys.key(), slot.key() });
+    Entry &entry = *slot;
     if (entry.listeners.isEmpty()) {
         entry.key = keyJson;
         entry.listeners.reserve(m_listenerHints.value(notifier));
@@ -99,7 +127,7 @@ void Registry::removeListener(const QString &notifier, const QString &key, Conne
 bool Registry::unlisten(ConnectionId connection, const QString &notifier, const QString &key)
 {
     auto it = m_connections.find(connection);
-    if (it == m_connections.end() || !it->listens.remove({ notifier, key }))
+    if (it == m_connections.end() || !it->removeListen({ notifier, key }))
         return false;
     removeListener(notifier, key, connection);
     return true;
@@ -127,7 +155,7 @@ QList<QPair<ConnectionId, Registry::Listen>> Registry::removeNotifier(const QStr
     const QHash<QString, Entry> keys = m_keys.take(notifier);
     for (auto it = keys.cbegin(); it != keys.cend(); ++it) {
         for (ConnectionId connection : it->listeners) {
-            m_connections[connection].listens.remove({ notifier, it.key() });
+            m_connections[connection].removeListen({ notifier, it.key() });
             removed.append({ connection, Listen{ notifier, it.key(), it->key } });
         }
         if (m_keyObserver)
@@ -154,6 +182,15 @@ const Registry::Entry *Registry::entry(const QString &notifier, const QString &k
     return entry == keys->cend() ? nullptr : &*entry;
 }
 
+Registry::Entry *Registry::entry(const QString &notifier, const QString &key)
+{
+    const auto keys = m_keys.find(notifier);
+    if (keys == m_keys.end())
+        return nullptr;
+    const auto entry = keys->find(key);
+    return entry == keys->end() ? nullptr : &*entry;
+}
+
 quint64 Registry::nextSeq(const QString &notifier, const QString &key)
 {
     auto keys = m_keys.find(notifier);
@@ -167,13 +204,16 @@ QList<ConnectionId> Registry::recipients(const QString &notifier, const QString 
                                          const NotFor &notFor) const
 {
     const Entry *e = entry(notifier, key);
-    if (!e)
-        return {};
+    return e ? recipients(*e, notFor) : QList<ConnectionId>();
+}
+
+QList<ConnectionId> Registry::recipients(const Entry &entry, const NotFor &notFor) const
+{
     if (notFor.kind() == NotFor::Kind::Nobody)
-        return e->listeners;
+        return entry.listeners;
     QList<ConnectionId> result;
-    result.reserve(e->listeners.size());
-    for (ConnectionId connection : e->listeners) {
+    result.reserve(entry.listeners.size());
+    for (ConnectionId connection : entry.listeners) {
         if (!notFor.excludes(connection, m_connections.value(connection).userId))
             result.append(connection);
     }
@@ -196,7 +236,7 @@ bool Registry::isListening(ConnectionId connection, const QString &notifier,
                            const QString &key) const
 {
     const auto it = m_connections.constFind(connection);
-    return it != m_connections.cend() && it->listens.contains({ notifier, key });
+    return it != m_connections.cend() && it->isListening({ notifier, key });
 }
 
 QList<ConnectionId> Registry::connectionsOfUser(const QString &userId) const

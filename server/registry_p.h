@@ -8,7 +8,6 @@
 #include <QtCore/QHash>
 #include <QtCore/QJsonValue>
 #include <QtCore/QList>
-#include <QtCore/QSet>
 #include <QtCore/QString>
 
 #include <functional>
@@ -67,12 +66,14 @@ public:
 
     // The key's entry, or nullptr when nobody listens to it.
     const Entry *entry(const QString &notifier, const QString &key) const;
+    Entry *entry(const QString &notifier, const QString &key);
     // Counts one more notification on the key and returns its sequence number (from 1); 0 when
     // nobody listens to the key.
     quint64 nextSeq(const QString &notifier, const QString &key);
     // The listeners of the key that notFor does not leave out, in listen order.
     QList<ConnectionId> recipients(const QString &notifier, const QString &key,
                                    const NotFor &notFor) const;
+    QList<ConnectionId> recipients(const Entry &entry, const NotFor &notFor) const;
 
     int listenerCount(const QString &notifier, const QString &key) const;
     int listenCount(ConnectionId connection) const;
@@ -95,10 +96,19 @@ public:
     int listenCount() const;
 
 private:
+    // (notifier, key): a listen as a connection's own list holds it.
+    using ListenKey = QPair<QString, QString>;
     struct ConnectionInfo
     {
         QString userId;
-        QSet<QPair<QString, QString>> listens; // (notifier, key)
+        // Sorted, for binary search. A list and not a QSet: a QSet's table takes about 2 KiB
+        // for the few listens a connection usually has, more than the rest of its state. The
+        // strings are the ones m_keys holds, shared.
+        QList<ListenKey> listens;
+
+        bool isListening(const ListenKey &listen) const;
+        void addListen(const ListenKey &listen);
+        bool removeListen(const ListenKey &listen);
     };
 
     void removeListener(const QString &notifier, const QString &key, ConnectionId connection);

@@ -3,6 +3,7 @@
 #include "acceptor_p.h"
 #include "cluster_p.h"
 #include "registry_p.h"
+#include "wireframe_p.h"
 
 #include <QtNotif/abstractnotifier.h>
 #include <QtNotif/server.h>
@@ -13,7 +14,6 @@
 #include <QtCore/QTimer>
 #include <QtWebSockets/QWebSocket>
 
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -32,11 +32,11 @@ struct DeleteLater
 };
 
 // A notification held back because an earlier one for the same client still waits for its
-// asynchronous prepare. An empty text once ready means prepare left this client out.
+// asynchronous prepare. A null frame once ready means prepare left this client out.
 struct PendingNotif
 {
     bool ready = false;
-    QString text;
+    WireFrame frame;
 };
 
 // When connections' credentials expire: milliseconds since the epoch, earliest first.
@@ -47,11 +47,23 @@ struct Connection
 {
     ConnectionId id = 0;
     std::unique_ptr<QWebSocket, DeleteLater> socket;
+    // The socket's TCP (or TLS) socket, which it owns: notification frames are written to it
+    // ready-made (sendFrame()). Null where there is none (the fuzzer's connections).
+    QPointer<QTcpSocket> tcpSocket;
+    // The TCP socket's descriptor where the server writes to it directly (plain TCP on Linux),
+    // -1 elsewhere; see ServerPrivate::flushOutbox().
+    qintptr descriptor = -1;
+    // Notification frames sent during this event-loop turn, not handed to the socket yet:
+    // flushOutboxes() hands them over together at the end of the turn. The frames' own bytes,
+    // shared with every other recipient, not a copy; outboxBytes is their total size.
+    std::vector<QByteArray> outbox;
+    qint64 outboxBytes = 0;
     Identity identity;
     QElapsedTimer lastHeard; // restarted by every frame and pong
     // Non-empty only while an asynchronous prepare is pending for this client: notifications
     // wait here so that the client receives them in notify order.
-    std::deque<std::shared_ptr<PendingNotif>> ordered;
+    // A QList, not a std::deque: an empty deque still allocates over 500 bytes.
+    QList<std::shared_ptr<PendingNotif>> ordered;
     // Set once more than maxSendQueue bytes waited for the client: it is being closed, and
     // nothing more is queued for it.
     bool overflowing = false;
@@ -73,8 +85,16 @@ public:
     // Closes the connection (4413, from the event loop) when more than maxSendQueue bytes wait
     // to be sent to it.
     void boundSendQueue(Connection &connection);
+    // Sends a frame made once for many clients: its bytes go to the TCP socket as they are, at
+    // the end of the event-loop turn (the connection's outbox).
+    void sendFrame(Connection &connection, const WireFrame &frame);
+    // Hands the connection's outbox to its socket now; before anything else is written to it,
+    // so that frames keep their order.
+    void flushOutbox(Connection &connection);
+    // Flushes every outbox filled during this event-loop turn.
+    void flushOutboxes();
     // Sends a notification frame, behind any still waiting for an asynchronous prepare.
-    void sendNotif(Connection &connection, const QString &text);
+    void sendNotif(Connection &connection, const WireFrame &frame);
     // A place in the client's notification order, filled in later by an asynchronous prepare.
     std::shared_ptr<PendingNotif> reserveNotif(Connection &connection);
     // Sends the ready notifications at the head of the client's order.
@@ -101,12 +121,17 @@ public:
     void onTextMessage(ConnectionId id, const QString &message);
 
     Server *q;
-    Acceptor acceptor{ [this](QWebSocket *socket) { accept(socket); } };
+    Acceptor acceptor{ [this](QWebSocket *socket, QTcpSocket *tcpSocket) {
+        accept(socket, tcpSocket);
+    } };
     QSslConfiguration sslConfiguration; // null: ws://
     QStringList allowedOrigins;
     Registry registry;
     Cluster cluster{ this };
     std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections;
+    // Connections whose outbox received frames since the last flushOutboxes() (a flushed one
+    // may still be listed).
+    std::vector<ConnectionId> outboxes;
     QHash<QString, AbstractNotifier *> notifiers;
     QHash<QString, Handler> handlers;
     Authenticator authenticator;
@@ -131,7 +156,7 @@ public:
 
 private:
     bool isOriginAllowed(const QString &origin) const;
-    void accept(QWebSocket *socket);
+    void accept(QWebSocket *socket, QTcpSocket *tcpSocket);
     void closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason);
     // Closes a socket that did not become a connection, and tells the log (with the user it
     // claimed to be, when known) and the application why.

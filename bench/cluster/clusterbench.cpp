@@ -20,7 +20,6 @@ namespace QtNotifBench {
 
 namespace {
 
-const QString NotifierName = u"bench"_s;
 const QString IdField = u"id"_s;
 const QString SentField = u"sent"_s;
 const QString NotifiedField = u"notified"_s;
@@ -95,7 +94,7 @@ void ClusterBench::start()
         auto client = makeClient(m_options.subscribeUrl);
         const int key = i % m_options.keys;
         ++m_keyListeners[std::size_t(key)];
-        QtNotif::ClientNotifier *notifier = client->notifier(NotifierName);
+        QtNotif::ClientNotifier *notifier = client->notifier(m_options.notifier);
         connect(notifier, &QtNotif::ClientNotifier::jsonEvent, this,
                 [this, i](const QJsonValue &, const QJsonValue &data, quint64) {
                     onEvent(i, data);
@@ -291,8 +290,10 @@ void ClusterBench::publishNext()
 void ClusterBench::publish(int key, const QJsonObject &data)
 {
     QtNotif::Client *publisher = m_publishers[m_nextPublisher++ % m_publishers.size()].get();
-    QtNotif::CallReply *reply = publisher->call(
-            u"publish"_s, QJsonObject{ { u"key"_s, m_keyNames.at(key) }, { u"data"_s, data } });
+    QJsonObject payload{ { u"key"_s, m_keyNames.at(key) }, { u"data"_s, data } };
+    if (m_options.notifier != u"bench"_s)
+        payload.insert(u"notifier"_s, m_options.notifier);
+    QtNotif::CallReply *reply = publisher->call(u"publish"_s, payload);
     connect(reply, &QtNotif::CallReply::finished, this, [this, reply] {
         if (reply->isError()) {
             ++m_callErrors;
@@ -345,6 +346,7 @@ QJsonObject ClusterBench::result() const
     QJsonObject result{
         { u"bench"_s, u"cluster"_s },
         { u"label"_s, m_options.label },
+        { u"notifier"_s, m_options.notifier },
         { u"same_node"_s, usage.sameNode },
         { u"mode"_s, m_options.mode == Mode::Window ? u"window"_s : u"rate"_s },
         { u"subscribers"_s, m_options.subscribers },

@@ -59,6 +59,9 @@ public:
         std::chrono::milliseconds warmup{ 1000 };
         std::chrono::milliseconds duration{ 5000 };
         int payloadBytes = 100; // padding in each notification
+        // The server's notifier the subscribers listen to and the publishers publish on:
+        // "bench" (a SimpleNotifier) or "benchp" (a Notifier with a prepare).
+        QString notifier = QStringLiteral("bench");
         // Other processes whose CPU use (from /proc) the result reports, by name.
         QList<std::pair<QString, qint64>> cpuPids;
     };

@@ -149,13 +149,19 @@ int main(int argc, char *argv[])
             u"payload"_s,
             u"Bytes of padding in each notification (%1)."_s.arg(defaults.payloadBytes), u"bytes"_s,
             QString::number(defaults.payloadBytes));
+    const QCommandLineOption notifierOption(
+            u"notifier"_s,
+            u"The server's notifier: bench (a SimpleNotifier) or benchp (a Notifier with a "
+            u"prepare) (%1)."_s.arg(defaults.notifier),
+            u"name"_s, defaults.notifier);
     const QCommandLineOption cpuOption(
             u"cpu"_s, u"Report the CPU use of this process too (repeatable)."_s, u"name=pid"_s);
     const QCommandLineOption summarizeOption(
             u"summarize"_s, u"Print a Markdown table of the runs in these JSON-lines files."_s);
     parser.addOptions({ subscribeOption, publishOption, labelOption, subscribersOption, keysOption,
                         publishersOption, modeOption, windowOption, rateOption, requestsOption,
-                        warmupOption, durationOption, payloadOption, cpuOption, summarizeOption });
+                        warmupOption, durationOption, payloadOption, notifierOption, cpuOption,
+                        summarizeOption });
     parser.process(app);
 
     if (parser.isSet(summarizeOption))
@@ -193,6 +199,9 @@ int main(int argc, char *argv[])
     options.payloadBytes = parser.value(payloadOption).toInt(&payloadOk);
     if (!payloadOk || options.payloadBytes < 0)
         return fail(u"--payload must be 0 or more"_s);
+    options.notifier = parser.value(notifierOption);
+    if (options.notifier != u"bench" && options.notifier != u"benchp")
+        return fail(u"--notifier: bench or benchp"_s);
     for (const QString &entry : parser.values(cpuOption)) {
         const qsizetype equals = entry.indexOf(u'=');
         bool ok = false;

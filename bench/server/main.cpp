@@ -1,12 +1,16 @@
 // qtnotif-bench-server: the server the benchmarks drive, until it is killed.
 //   qtnotif-bench-server [--host 127.0.0.1] [--port 0] [--redis redis://127.0.0.1:6379/0]
 //
-// It has one notifier, "bench": a SimpleNotifier with QString keys and JSON object
-// notifications, and three upstream methods, so that a load generator drives it over the wire
-// as any client would:
-//   call "publish" {"key": k, "data": {...}}  notifies key k with data plus "notified" (the
-//                                             server's CLOCK_MONOTONIC in µs at the notify),
-//                                             then replies null
+// It has two notifiers with QString keys and JSON object notifications: "bench", a
+// SimpleNotifier, and "benchp", a Notifier whose synchronous prepare leaves the notification
+// out for the client whose user id is data["author"] and sends it unchanged to everyone else
+// (what a chat does with the sender's own message: the cheapest realistic prepare). Three
+// upstream methods let a load generator drive it over the wire as any client would:
+//   call "publish" {"key": k, "data": {...}[, "notifier": "benchp"]}
+//                                             notifies key k of "bench" (or of the notifier
+//                                             named) with data plus "notified" (the server's
+//                                             CLOCK_MONOTONIC in µs at the notify), then
+//                                             replies null
 //   call "count" {"key": k}                   replies the listeners of key k in the whole
 //                                             cluster (listenerCount(): a request to every
 //                                             node through Redis; at once without a backplane)
@@ -101,14 +105,30 @@ int main(int argc, char *argv[])
     // The load generator's publishers call as fast as they can: no request rate limit here.
     server.setRequestRate(1e9, 1'000'000'000);
     auto *bench = new QtNotif::SimpleNotifier<QString, QJsonObject>(&server, u"bench"_s);
-    server.setHandler(u"publish"_s, [bench](const QtNotif::Request &request) {
+    auto *benchp = new QtNotif::Notifier<QString, QJsonObject>(
+            &server, u"benchp"_s,
+            [](const QtNotif::Identity &identity,
+               const QJsonObject &data) -> std::optional<QJsonObject> {
+                const QString user = identity.userId();
+                if (!user.isEmpty() && data.value(u"author"_s).toString() == user)
+                    return std::nullopt;
+                return data;
+            });
+    server.setHandler(u"publish"_s, [bench, benchp](const QtNotif::Request &request) {
         const QJsonObject payload = request.payload().toObject();
         const QString key = payload.value(u"key"_s).toString();
-        if (key.isEmpty())
-            return request.fail(u"bad_publish"_s, u"publish {\"key\": string, \"data\": {}}"_s);
+        const QString notifier = payload.value(u"notifier"_s).toString(u"bench"_s);
+        if (key.isEmpty() || (notifier != u"bench"_s && notifier != u"benchp"_s)) {
+            return request.fail(u"bad_publish"_s,
+                                u"publish {\"key\": string, \"data\": {}[, \"notifier\": "
+                                u"\"bench\" or \"benchp\"]}"_s);
+        }
         QJsonObject data = payload.value(u"data"_s).toObject();
         data.insert(u"notified"_s, QtNotifBench::monotonicMicroseconds());
-        bench->notify(key, data);
+        if (notifier == u"benchp"_s)
+            benchp->notify(key, data);
+        else
+            bench->notify(key, data);
         request.reply();
     });
     // The answer comes from the server's event loop once every node has answered (or the

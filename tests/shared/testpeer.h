@@ -22,6 +22,7 @@ public:
         connect(&socket, &QWebSocket::textMessageReceived, this, [this](const QString &text) {
             const QJsonDocument document = QJsonDocument::fromJson(text.toUtf8());
             frames.append(document.object());
+            texts.append(text);
         });
         connect(&socket, &QWebSocket::disconnected, this, [this] { disconnected = true; });
     }
@@ -111,6 +112,7 @@ public:
 
     QWebSocket socket;
     QList<QJsonObject> frames;
+    QStringList texts; // the same frames as received, exact
     bool disconnected = false;
     qint64 lastId = 0;
 };

@@ -3,6 +3,7 @@
 #include <QtNotif/codec.h>
 #include <QtNotif/protocol.h>
 
+#include <QtCore/QJsonArray>
 #include <QtCore/QJsonDocument>
 #include <QtTest/QTest>
 
@@ -54,6 +55,8 @@ private Q_SLOTS:
     void decodeBadFrames_data();
     void decodeBadFrames();
     void notifFrameIsValidJson();
+    void jsonTextIsWhatQJsonDocumentWrites();
+    void replyFrameIsTheEncodedObject();
     void errorMessagesQuoteNamesShort();
 };
 
@@ -233,6 +236,50 @@ void tst_Codec::notifFrameIsValidJson()
     QCOMPARE(object->value("key").toInt(), 7);
     QCOMPARE(object->value("seq").toInt(), 3);
     QCOMPARE(object->value("data")["t"].toString(), QString("x"));
+}
+
+// toJsonText() writes strings of ASCII characters itself: exactly as QJsonDocument does, every
+// character escaped or not as there, and other strings and values through QJsonDocument.
+void tst_Codec::jsonTextIsWhatQJsonDocumentWrites()
+{
+    const auto viaDocument = [](const QJsonValue &value) {
+        const QByteArray wrapped
+                = QJsonDocument(QJsonArray{ value }).toJson(QJsonDocument::Compact);
+        return wrapped.mid(1, wrapped.size() - 2);
+    };
+    QList<QJsonValue> values;
+    QString everyAscii;
+    for (char16_t u = 0; u < 0x80; ++u) {
+        values.append(QString(QChar(u)));
+        everyAscii.append(QChar(u));
+    }
+    values << everyAscii << QString() << QString("room 1") << QString("é€😀") << QString("a\u00e9\"")
+           << QString(QChar(0xd800)) << QString(QString("x") + QChar(0xdc00)) << QJsonValue(42)
+           << QJsonValue(-1.5) << QJsonValue(true) << QJsonValue(false) << QJsonValue()
+           << QJsonValue(qint64(1) << 53);
+    for (const QJsonValue &value : std::as_const(values)) {
+        QCOMPARE(Protocol::toJsonUtf8(value), viaDocument(value));
+        QCOMPARE(Protocol::toJsonText(value), QString::fromUtf8(viaDocument(value)));
+    }
+    const QJsonObject object{ { "b", "\u0001" }, { "a", QJsonArray{ 1, "z" } } };
+    QCOMPARE(Protocol::toJsonUtf8(object), QJsonDocument(object).toJson(QJsonDocument::Compact));
+    QCOMPARE(Protocol::toJsonText(QJsonValue(QJsonValue::Undefined)), QString("null"));
+}
+
+// replyFrame() assembles the frame around the encoded result: the same text as the object.
+void tst_Codec::replyFrameIsTheEncodedObject()
+{
+    const QList<QJsonValue> results{ QJsonValue(),        QJsonValue(7),
+                                     QJsonValue("t\"xt"), QJsonObject{ { "n", 1 }, { "a", "é" } },
+                                     QJsonArray{ 1, 2 },  QJsonValue(QJsonValue::Undefined) };
+    for (const qint64 id : { qint64(0), qint64(12), (qint64(1) << 53) - 1 }) {
+        for (const QJsonValue &result : results) {
+            QJsonObject frame{ { "op", "reply" }, { "id", id } };
+            if (!result.isUndefined())
+                frame.insert("result", result);
+            QCOMPARE(Protocol::replyFrame(id, result), Protocol::encode(frame));
+        }
+    }
 }
 
 // An error answering a 60 KB op does not repeat it: names are cut to 64 characters, and never

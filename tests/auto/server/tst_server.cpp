@@ -48,6 +48,8 @@ private Q_SLOTS:
     void gadgetKeysAreListenedInTheirOwnForm();
     void prepareTransformsPerIdentity();
     void prepareBlocksByIdentity();
+    void framesAreExactlyEachClientsOwn_data();
+    void framesAreExactlyEachClientsOwn();
     void asyncPrepareKeepsNotifyOrder();
     void callbackPrepareKeepsNotifyOrder();
     void authenticatorSeesHeadersQueryAndCookies();
@@ -64,6 +66,7 @@ private Q_SLOTS:
     void notForUser();
     void unlistenUserIsObservedByTheClient();
     void serverSideListenAndUnlisten();
+    void notificationsKeepTheirPlaceAmongOtherFrames();
     void listenerSignalsTrackPresence();
     void disconnectLeavesRegistryEmpty();
     void identityChangeDropsListens();
@@ -290,6 +293,88 @@ void tst_Server::prepareBlocksByIdentity()
     QCOMPARE(bob->framesOf("notif").at(0)["data"]["text"].toString(), QString("from carol"));
     // The sequence number is the key's: bob sees 2, and knows one was not for him.
     QCOMPARE(bob->framesOf("notif").at(0)["seq"].toInt(), 2);
+}
+
+void tst_Server::framesAreExactlyEachClientsOwn_data()
+{
+    QTest::addColumn<bool>("simple");
+    QTest::addRow("SimpleNotifier") << true;
+    QTest::addRow("Notifier") << false;
+}
+
+// The server frames a notification once and writes the same bytes to every client owed the
+// same text. Each client must still receive exactly the frame it is owed, seq included: with a
+// prepare that gives the notification unchanged to some clients and changed to others, in
+// alternation, a shared frame never reaches a client owed another. Texts of every length class
+// of the WebSocket header (7-bit, 16-bit and 64-bit lengths, and past the 512 KiB at which
+// QWebSocket fragments), with characters beyond ASCII.
+void tst_Server::framesAreExactlyEachClientsOwn()
+{
+    QFETCH(bool, simple);
+    server->setAuthenticator(userFromBearer);
+    AbstractNotifier *notifier = nullptr;
+    std::function<void(const QJsonObject &)> notify;
+    // Prepare leaves the author out, gives the x* users their own copy and the others the
+    // notification unchanged.
+    const auto prepare = [](const Identity &identity,
+                            const QJsonObject &message) -> std::optional<QJsonObject> {
+        if (identity.userId() == message["author"].toString())
+            return std::nullopt;
+        if (!identity.userId().startsWith(u'x'))
+            return message;
+        QJsonObject mine = message;
+        mine.insert("to", identity.userId());
+        return mine;
+    };
+    if (simple) {
+        auto *chat = new SimpleNotifier<QString, QJsonObject>(server.get(), "chat");
+        notify = [chat](const QJsonObject &message) { chat->notify("room", message); };
+        notifier = chat;
+    } else {
+        auto *chat = new Notifier<QString, QJsonObject>(server.get(), "chat", prepare);
+        notify = [chat](const QJsonObject &message) { chat->notify("room", message); };
+        notifier = chat;
+    }
+    const QStringList users{ "a1", "x1", "a2", "x2", "author", "a3" };
+    std::vector<std::unique_ptr<TestPeer>> peers;
+    for (const QString &user : users) {
+        peers.push_back(connectPeer(bearer(user.toUtf8())));
+        QVERIFY(peers.back()->listenAndWait("chat", "room"));
+    }
+    const QList<QJsonObject> messages{
+        { { "author", "author" }, { "text", "short: é€😀" } },
+        { { "author", "nobody" }, { "text", QString(300, u'ü') } },
+        { { "author", "author" }, { "text", QString(70'000, u'€') } },
+        { { "author", "nobody" }, { "text", QString(600'000, u'a') } },
+        { { "author", "author" }, { "text", "\"quoted\"\n" } },
+    };
+    for (const QJsonObject &message : messages)
+        notify(message);
+
+    using namespace Protocol;
+    for (qsizetype p = 0; p < users.size(); ++p) {
+        QStringList expected;
+        for (qsizetype m = 0; m < messages.size(); ++m) {
+            const auto data = simple ? std::optional(messages[m])
+                                     : prepare(Identity::user(users[p]), messages[m]);
+            if (data) {
+                expected.append(notifFrame(toJsonText(notifier->name()), canonicalKey("room"),
+                                           quint64(m + 1), toJsonText(*data)));
+            }
+        }
+        TestPeer &peer = *peers[std::size_t(p)];
+        QVERIFY(QTest::qWaitFor([&] { return peer.framesOf("notif").size() >= expected.size(); },
+                                10000));
+        QStringList received;
+        for (const QString &text : std::as_const(peer.texts)) {
+            if (text.startsWith(QLatin1String("{\"op\":\"notif\"")))
+                received.append(text);
+        }
+        QCOMPARE(received.size(), expected.size());
+        for (qsizetype i = 0; i < expected.size(); ++i)
+            QVERIFY2(received[i] == expected[i],
+                     qPrintable(users[p] + u" frame " + QString::number(i)));
+    }
 }
 
 void tst_Server::asyncPrepareKeepsNotifyOrder()
@@ -604,6 +689,41 @@ void tst_Server::serverSideListenAndUnlisten()
     QTRY_COMPARE(peer->framesOf("unlistened").size(), 1);
     QCOMPARE(peer->framesOf("unlistened").at(0)["reason"].toString(), QString("server"));
     QVERIFY(!chat->listen(999, "announcements"));
+}
+
+// Notification frames wait for the end of the event-loop turn, other frames do not: those sent
+// in the same turn still arrive in the order they were sent, and the client is closed after
+// what was sent to it before.
+void tst_Server::notificationsKeepTheirPlaceAmongOtherFrames()
+{
+    auto *chat = new SimpleNotifier<QString, int>(server.get(), "chat");
+    QSignalSpy connected(server.get(), &Server::clientConnected);
+    auto peer = connectPeer();
+    QTRY_COMPARE(connected.size(), 1);
+    const auto id = connected.at(0).at(0).value<ConnectionId>();
+    QVERIFY(peer->listenAndWait("chat", "a"));
+    QVERIFY(peer->listenAndWait("chat", "b"));
+    chat->notify("a", 1);
+    chat->notify("b", 2);
+    QVERIFY(chat->unlisten(id, "a")); // an unlistened frame, between notifications
+    chat->notify("a", 3);             // nobody listens any more
+    chat->notify("b", 4);
+    QVERIFY(server->setIdentity(id, Identity::user("alice")));
+    QVERIFY(chat->listen(id, "b")); // listens were reset with the identity
+    chat->notify("b", 5);
+    QVERIFY(server->disconnectClient(id, 4000, "bye"));
+    QTRY_VERIFY(peer->disconnected);
+    QStringList ops;
+    for (const QJsonObject &frame : std::as_const(peer->frames)) {
+        const QString op = frame["op"].toString();
+        if (op == "notif")
+            ops.append(op + QString::number(frame["data"].toInt()));
+        else if (op != "welcome" && op != "ack")
+            ops.append(op);
+    }
+    QCOMPARE(ops, QStringList({ "notif1", "notif2", "unlistened", "notif4", "identity", "listened",
+                                "notif5" }));
+    QCOMPARE(peer->socket.closeCode(), QWebSocketProtocol::CloseCode(4000));
 }
 
 void tst_Server::listenerSignalsTrackPresence()

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <QtCore/QByteArray>
+#include <QtCore/QByteArrayView>
+#include <QtCore/QString>
+
+namespace QtNotif {
+
+// A WebSocket text frame as the server puts it on the wire: the header, then the UTF-8
+// payload, in one unfragmented frame. Server frames are not masked (RFC 6455, 5.1), so the
+// same bytes serve every client: a notification is encoded and framed once per notify,
+// whatever the number of its recipients, and written to each client's TCP socket as it is.
+// Implicitly shared, as the QByteArray it holds.
+class WireFrame
+{
+public:
+    // A null frame.
+    WireFrame() = default;
+    // Frames text as QWebSocket::sendTextMessage() would (UTF-8, one frame: see
+    // ServerPrivate::sendFrame() for the frames QWebSocket would fragment).
+    explicit WireFrame(const QString &text);
+    // The notif frame of Protocol::notifFrame() from the UTF-8 of its parts (notifier name and
+    // key as JSON text, data as Protocol::toJsonUtf8()), assembled in place: the same bytes as
+    // WireFrame(notifFrame(...)) without the round trip through UTF-16.
+    static WireFrame notification(QByteArrayView notifierJson, QByteArrayView keyJson, quint64 seq,
+                                  QByteArrayView dataJson);
+
+    bool isNull() const { return m_bytes.isNull(); }
+    // Header and payload, ready for the socket.
+    const QByteArray &bytes() const { return m_bytes; }
+    QByteArrayView payload() const { return QByteArrayView(m_bytes).sliced(m_headerSize); }
+    // The payload decoded back: for the send observer and the frames QWebSocket sends itself.
+    QString text() const { return QString::fromUtf8(payload()); }
+
+private:
+    // Makes room for the header of a payload of size bytes at the start of m_bytes, and
+    // writes it.
+    void writeHeader(qsizetype size);
+
+    QByteArray m_bytes;
+    qsizetype m_headerSize = 0;
+};
+
+} // namespace QtNotif
