@@ -90,8 +90,14 @@ constexpr int ExitUnsupported = 3;
 // Handshakes (TCP connect to the last listen acknowledged) outstanding at once: more only
 // overflow the server's accept backlog and turn into SYN retransmissions, seconds each.
 constexpr int MaxOutstandingHandshakes = 500;
-// Listens not all acknowledged this long after the last connection was opened: the run fails.
+// No connection became ready for this long while some are not: the run fails.
 constexpr qint64 ConnectTimeoutUs = 30'000'000;
+// A TCP connect still pending after this long is started again: its SYN was dropped (a full
+// accept backlog), and the kernel would retry only after 3, 7, 15, 31 s.
+constexpr qint64 ConnectRetryUs = 2'000'000;
+// Times one connection is started again (after a stuck connect, or a close before it was
+// ready) before it counts as failed.
+constexpr int MaxConnectRetries = 5;
 // How long the notifications published while measuring may take to arrive after it.
 constexpr qint64 DrainTimeoutUs = 5'000'000;
 // One receive buffer for all connections: a recv() takes up to this much at once.
@@ -139,6 +145,23 @@ qint64 cpuMicroseconds(qint64 pid)
     if (fields.size() < 13)
         return -1;
     const qint64 ticks = fields.at(11).toLongLong() + fields.at(12).toLongLong(); // utime, stime
+    return ticks * 1'000'000 / sysconf(_SC_CLK_TCK);
+}
+
+// CPU time the whole machine spent busy (all cores: user, nice, system, irq, softirq, steal) in
+// µs, from /proc/stat, or -1. Minus the server and the generator it says how much other programs
+// took from the run.
+qint64 machineBusyMicroseconds()
+{
+    QFile file(u"/proc/stat"_s);
+    if (!file.open(QIODevice::ReadOnly))
+        return -1;
+    const QList<QByteArray> fields = file.readLine().simplified().split(' ');
+    if (fields.size() < 9 || fields.first() != "cpu")
+        return -1;
+    qint64 ticks = 0;
+    for (int i : { 1, 2, 3, 6, 7, 8 })
+        ticks += fields.at(i).toLongLong();
     return ticks * 1'000'000 / sysconf(_SC_CLK_TCK);
 }
 
@@ -190,6 +213,8 @@ struct Connection
     bool publisher = false;
     State state = State::Connecting;
     int acksMissing = 0;
+    int retries = 0;
+    qint64 openedUs = 0;
     qint64 nextRequestId = 1;
     // Bytes received that do not form a whole frame yet (or the HTTP answer). Its capacity
     // stays: no allocation per message once warm.
@@ -225,6 +250,9 @@ private:
     // The loop
     void openConnections();
     void openOne(int index);
+    bool startConnect(Connection &c);
+    void retryConnects();
+    void giveUpOrRetry(Connection &c);
     void loopOnce(qint64 deadlineUs);
     void onEvent(Connection &c, uint32_t events);
     void onReadable(Connection &c);
@@ -267,7 +295,12 @@ private:
     int m_outstanding = 0;
     size_t m_nextSource = 0;
     qint64 m_connectStartUs = 0;
-    qint64 m_lastOpenUs = 0;
+    qint64 m_lastProgressUs = 0; // a connection opened or ready
+    qint64 m_lastRetryScanUs = 0;
+    bool m_connected = false; // all ready: closes are failures from now on
+    std::vector<Connection *> m_toRetry;
+    qint64 m_connectRetries = 0;
+    int m_failedConnections = 0; // closed before ready, retries spent
 
     // Publishing and tracking
     bool m_publishing = false;
@@ -377,10 +410,29 @@ void LoadGenerator::openOne(int index)
     Connection &c = *connection;
     c.index = index;
     c.publisher = index >= m_s.connections;
+    if (!c.publisher)
+        c.nextExpected.assign(size_t(m_s.keysPerConnection), -1);
+    m_connections.push_back(std::move(connection));
+    ++m_opened;
+    c.outstanding = true;
+    ++m_outstanding;
+    startConnect(c);
+}
+
+// Opens c's socket and starts its TCP connect; false (c closed, to retry or given up) when that
+// fails at once.
+bool LoadGenerator::startConnect(Connection &c)
+{
+    c.state = State::Connecting;
+    c.pending.clear();
+    c.fragments.clear();
+    c.out.clear();
+    c.sendOffset = 0;
+    c.openedUs = m_nowUs;
     c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c.fd < 0)
         die(ExitFailed, u"socket(): %1 (connection %2; raise the file limit?)"_s.arg(
-                                QString::fromLocal8Bit(strerror(errno)), QString::number(index)));
+                                QString::fromLocal8Bit(strerror(errno)), QString::number(c.index)));
     const int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (!m_s.sourceAddresses.empty()) {
@@ -394,8 +446,6 @@ void LoadGenerator::openOne(int index)
             die(ExitFailed,
                 u"bind() to a source address: "_s + QString::fromLocal8Bit(strerror(errno)));
     }
-    if (!c.publisher)
-        c.nextExpected.assign(size_t(m_s.keysPerConnection), -1);
     epoll_event event{};
     event.events = EPOLLIN | EPOLLOUT;
     event.data.ptr = &c;
@@ -406,15 +456,54 @@ void LoadGenerator::openOne(int index)
         ++m_connectFailures;
         if (m_firstError.isEmpty())
             m_firstError = u"connect(): "_s + QString::fromLocal8Bit(strerror(errno));
-        c.state = State::Closed;
+        epoll_ctl(m_epoll, EPOLL_CTL_DEL, c.fd, nullptr);
         close(c.fd);
         c.fd = -1;
-    } else {
-        c.outstanding = true;
-        ++m_outstanding;
+        c.state = State::Closed;
+        giveUpOrRetry(c);
+        return false;
     }
-    ++m_opened;
-    m_connections.push_back(std::move(connection));
+    return true;
+}
+
+// A connection closed before it was ready: started again after this loop turn
+// (retryConnects()), or given up after MaxConnectRetries.
+void LoadGenerator::giveUpOrRetry(Connection &c)
+{
+    if (c.retries < MaxConnectRetries) {
+        m_toRetry.push_back(&c);
+        return;
+    }
+    ++m_failedConnections;
+    if (std::exchange(c.outstanding, false))
+        --m_outstanding;
+}
+
+// While connecting: starts again the connections closed before they were ready (a server's
+// handshake timeout under a flood of connects) and the connects that hang (a dropped SYN).
+// Deferred to here, after the events of a loop turn, which may still name the old socket.
+void LoadGenerator::retryConnects()
+{
+    if (m_nowUs - m_lastRetryScanUs > 500'000) {
+        m_lastRetryScanUs = m_nowUs;
+        for (auto &c : m_connections) {
+            if (c->state == State::Connecting && m_nowUs - c->openedUs > ConnectRetryUs
+                && c->retries < MaxConnectRetries) {
+                epoll_ctl(m_epoll, EPOLL_CTL_DEL, c->fd, nullptr);
+                close(c->fd);
+                c->fd = -1;
+                c->state = State::Closed;
+                m_toRetry.push_back(c.get());
+            }
+        }
+    }
+    std::vector<Connection *> retrying;
+    retrying.swap(m_toRetry);
+    for (Connection *c : retrying) {
+        ++c->retries;
+        ++m_connectRetries;
+        startConnect(*c);
+    }
 }
 
 void LoadGenerator::openConnections()
@@ -427,7 +516,7 @@ void LoadGenerator::openConnections()
                 return;
         }
         openOne(m_opened);
-        m_lastOpenUs = m_nowUs;
+        m_lastProgressUs = m_nowUs;
     }
 }
 
@@ -453,8 +542,11 @@ void LoadGenerator::loopOnce(qint64 deadlineUs)
         onEvent(*static_cast<Connection *>(events[i].data.ptr), events[i].events);
     if (m_publishing)
         publish(m_nowUs);
-    if (m_opened < m_s.connections + m_s.publishers)
-        openConnections();
+    if (!m_connected) {
+        retryConnects();
+        if (m_opened < m_s.connections + m_s.publishers)
+            openConnections();
+    }
 }
 
 void LoadGenerator::onEvent(Connection &c, uint32_t events)
@@ -518,6 +610,14 @@ void LoadGenerator::closeConnection(Connection &c, const char *why)
 {
     if (c.state == State::Closed)
         return;
+    if (!m_connected && c.state != State::Ready) {
+        epoll_ctl(m_epoll, EPOLL_CTL_DEL, c.fd, nullptr);
+        close(c.fd);
+        c.fd = -1;
+        c.state = State::Closed;
+        giveUpOrRetry(c);
+        return;
+    }
     if (why) {
         ++m_disconnects;
         if (m_firstError.isEmpty())
@@ -791,6 +891,7 @@ void LoadGenerator::onListenAnswered(Connection &c)
         if (c.state != State::Ready) {
             c.state = State::Ready;
             ++m_ready;
+            m_lastProgressUs = m_nowUs;
             if (std::exchange(c.outstanding, false))
                 --m_outstanding;
         }
@@ -1019,16 +1120,17 @@ int LoadGenerator::run()
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
     if (limit.rlim_cur < needed)
-        die(ExitFailed, u"%1 connections need %2 file descriptors; the limit is %3"_s.arg(
-                                QString::number(m_s.connections + m_s.publishers),
-                                QString::number(needed), QString::number(limit.rlim_cur)));
+        die(ExitFailed,
+            u"%1 connections need %2 file descriptors; the limit is %3 (beyond the hard limit needs CAP_SYS_RESOURCE)"_s
+                    .arg(QString::number(m_s.connections + m_s.publishers), QString::number(needed),
+                         QString::number(limit.rlim_cur)));
     std::signal(SIGPIPE, SIG_IGN);
 
     m_epoll = epoll_create1(EPOLL_CLOEXEC);
     const qint64 rssBefore = rssKib(m_s.serverPid);
 
     // Connect and listen.
-    m_nowUs = m_connectStartUs = m_lastOpenUs = monotonicMicroseconds();
+    m_nowUs = m_connectStartUs = m_lastProgressUs = monotonicMicroseconds();
     const int total = m_s.connections + m_s.publishers;
     openConnections();
     while (m_ready < total) {
@@ -1037,19 +1139,20 @@ int LoadGenerator::run()
             die(ExitUnsupported,
                 u"system %1 is not supported by this server: "_s.arg(m_s.systemName)
                         + m_firstError);
-        const qint64 closed = m_connectFailures + m_disconnects;
-        if (m_ready == 0 && closed > 0 && m_connectFailures >= std::min(total, 10))
+        const qint64 closed = m_failedConnections;
+        if (m_ready == 0 && m_connectFailures >= std::min(total, 10))
             die(ExitFailed,
                 u"cannot connect to ws://%1:%2: "_s.arg(m_s.host).arg(m_s.port) + m_firstError);
         if (closed > 0 && m_ready + closed >= total && m_opened == total) {
             die(ExitFailed,
                 u"%1 of %2 connections failed: "_s.arg(closed).arg(total) + m_firstError);
         }
-        if (m_opened == total && m_nowUs - m_lastOpenUs > ConnectTimeoutUs)
+        if (m_opened == total && m_toRetry.empty() && m_nowUs - m_lastProgressUs > ConnectTimeoutUs)
             die(ExitFailed, u"listens not acknowledged in %1 s: %2 of %3 connections ready"_s.arg(
                                     QString::number(ConnectTimeoutUs / 1'000'000),
                                     QString::number(m_ready), QString::number(total)));
     }
+    m_connected = true;
     const double connectSeconds = double(monotonicMicroseconds() - m_connectStartUs) / 1e6;
     const qint64 rssConnected = rssKib(m_s.serverPid);
     const qint64 connectErrors = m_connectFailures;
@@ -1074,12 +1177,14 @@ int LoadGenerator::run()
     const qint64 startUs = monotonicMicroseconds();
     const qint64 serverCpuStart = cpuMicroseconds(m_s.serverPid);
     const qint64 ownCpuStart = QtNotifBench::processCpuMicroseconds();
+    const qint64 machineStart = machineBusyMicroseconds();
     const qint64 disconnectsBefore = m_disconnects;
     runFor(m_s.duration);
     m_measuring = false;
     const qint64 endUs = monotonicMicroseconds();
     const qint64 serverCpuEnd = cpuMicroseconds(m_s.serverPid);
     const qint64 ownCpuEnd = QtNotifBench::processCpuMicroseconds();
+    const qint64 machineEnd = machineBusyMicroseconds();
     const double seconds = double(endUs - startUs) / 1e6;
 
     // Drain: what was published while measuring gets 5 s to arrive.
@@ -1106,8 +1211,15 @@ int LoadGenerator::run()
         { u"payload_bytes"_s, m_s.payload },
         { u"duration_s"_s, seconds },
         { u"connect_seconds"_s, connectSeconds },
+        { u"connect_retries"_s, m_connectRetries },
         { u"generator_cpu_percent"_s, cpuPercent(ownCpuStart, ownCpuEnd) },
     };
+    const double machine = cpuPercent(machineStart, machineEnd);
+    const double server = cpuPercent(serverCpuStart, serverCpuEnd);
+    result.insert(u"machine_cpu_percent"_s, machine);
+    if (machine >= 0 && server >= 0)
+        result.insert(u"other_cpu_percent"_s,
+                      std::max(0.0, machine - server - cpuPercent(ownCpuStart, ownCpuEnd)));
     if (m_s.mode == Mode::Window)
         result.insert(u"window"_s, m_s.window);
     if (m_s.mode == Mode::Rate)
@@ -1165,6 +1277,9 @@ int LoadGenerator::run()
     }
     human << ", server CPU " << QString::number(cpuPercent(serverCpuStart, serverCpuEnd), 'f', 1)
           << " %, generator CPU " << QString::number(cpuPercent(ownCpuStart, ownCpuEnd), 'f', 1)
+          << " %, other programs "
+          << QString::number(std::max(0.0, machine - server - cpuPercent(ownCpuStart, ownCpuEnd)),
+                             'f', 0)
           << " %";
     if (rssBefore >= 0)
         human << ", server "

@@ -5,7 +5,9 @@
 
 Prints a Markdown table, system x scenario, with medians over the runs: deliveries/s, latency
 p50 and p99 (ms), lost deliveries (summed over the runs), the server's CPU (% of one core), its
-memory per connection (KiB), the generator's CPU, and the ratio to qtnotif of the scenario's
+memory per connection (KiB, idle runs only: they start from a fresh server), the generator's CPU,
+the CPU other programs of the machine took meanwhile (a busy machine skews everything), and the
+ratio to qtnotif of the scenario's
 headline figure: throughput for window, p99 latency for the rates, KiB per connection for idle.
 With --plot, draws the window throughput per system (bars) and the p99 latency per system at
 50k and 200k deliveries/s (bars, log scale) with matplotlib.
@@ -54,6 +56,7 @@ def figures(runs):
         "kib": median(runs, lambda r: r["server"]["kib_per_connection"])
         if runs[0]["mode"] == "idle" else None,
         "generator": median(runs, lambda r: r.get("generator_cpu_percent")),
+        "other": median(runs, lambda r: r.get("other_cpu_percent")),
         "errors": sum(r["errors"]["disconnects"] + r["errors"]["unexpected_frames"] for r in runs),
     }
 
@@ -80,8 +83,8 @@ def table(runs, skipped):
     systems = [s for s in SYSTEMS if any(k[0] == s for k in runs)]
     systems += sorted({k[0] for k in runs} - set(systems))
     out = ["| system | scenario | runs | deliveries/s | p50 ms | p99 ms | lost | server CPU % "
-           "| KiB/conn | generator CPU % | errors | vs qtnotif |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| KiB/conn | generator CPU % | other CPU % | errors | vs qtnotif |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for scenario in SCENARIOS:
         base = runs.get(("qtnotif", scenario))
         base_figures = figures(base) if base else None
@@ -97,7 +100,7 @@ def table(runs, skipped):
                     ratio = f"×{value / reference:.2f} {what}"
             out.append(f"| {system} | {scenario} | {f['runs']} | {cell(f['rate'], 0)} "
                        f"| {cell(f['p50'], 2)} | {cell(f['p99'], 2)} | {cell(f['lost'])} "
-                       f"| {cell(f['cpu'])} | {cell(f['kib'])} | {cell(f['generator'])} "
+                       f"| {cell(f['cpu'])} | {cell(f['kib'])} | {cell(f['generator'])} | {cell(f['other'])} "
                        f"| {cell(f['errors'])} | {ratio} |")
     for system, reason in skipped.items():
         out.append(f"\n{system}: skipped ({reason})")
@@ -109,6 +112,7 @@ def plot(runs, path):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("no plot: python3-matplotlib is missing", file=sys.stderr)
         return
@@ -139,6 +143,7 @@ def plot(runs, path):
             right.bar(xs, ys, width, label=scenario.replace("rate", "") + " deliveries/s",
                       color=color)
     right.set_yscale("log")
+    right.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     right.set_xticks(range(len(systems)), systems, rotation=20)
     right.set_title("p99 latency at a set rate")
     right.set_ylabel("ms (log scale)")
