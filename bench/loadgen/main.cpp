@@ -95,6 +95,10 @@ constexpr qint64 ConnectTimeoutUs = 30'000'000;
 // A TCP connect still pending after this long is started again: its SYN was dropped (a full
 // accept backlog), and the kernel would retry only after 3, 7, 15, 31 s.
 constexpr qint64 ConnectRetryUs = 2'000'000;
+// A connection connected but not ready this long after its connect started is started again:
+// the server dropped it without a close (qtnotif closes handshakes after 10 s), or its upgrade
+// request was lost with an ACK the full accept queue dropped.
+constexpr qint64 HandshakeRetryUs = 15'000'000;
 // Times one connection is started again (after a stuck connect, or a close before it was
 // ready) before it counts as failed.
 constexpr int MaxConnectRetries = 5;
@@ -487,7 +491,10 @@ void LoadGenerator::retryConnects()
     if (m_nowUs - m_lastRetryScanUs > 500'000) {
         m_lastRetryScanUs = m_nowUs;
         for (auto &c : m_connections) {
-            if (c->state == State::Connecting && m_nowUs - c->openedUs > ConnectRetryUs
+            const qint64 age = m_nowUs - c->openedUs;
+            const bool stuck
+                    = c->state == State::Connecting ? age > ConnectRetryUs : age > HandshakeRetryUs;
+            if (c->state != State::Closed && c->state != State::Ready && stuck
                 && c->retries < MaxConnectRetries) {
                 epoll_ctl(m_epoll, EPOLL_CTL_DEL, c->fd, nullptr);
                 close(c->fd);
@@ -1147,10 +1154,22 @@ int LoadGenerator::run()
             die(ExitFailed,
                 u"%1 of %2 connections failed: "_s.arg(closed).arg(total) + m_firstError);
         }
-        if (m_opened == total && m_toRetry.empty() && m_nowUs - m_lastProgressUs > ConnectTimeoutUs)
-            die(ExitFailed, u"listens not acknowledged in %1 s: %2 of %3 connections ready"_s.arg(
-                                    QString::number(ConnectTimeoutUs / 1'000'000),
-                                    QString::number(m_ready), QString::number(total)));
+        if (m_opened == total && m_toRetry.empty()
+            && m_nowUs - m_lastProgressUs > ConnectTimeoutUs) {
+            int connecting = 0, upgrading = 0, listening = 0;
+            for (const auto &c : m_connections) {
+                connecting += c->state == State::Connecting;
+                upgrading += c->state == State::Upgrading || c->state == State::EngineIoOpen
+                             || c->state == State::SocketIoConnect;
+                listening += c->state == State::Listening;
+            }
+            die(ExitFailed,
+                u"listens not acknowledged in %1 s: %2 of %3 connections ready (%4 connecting, "
+                "%5 upgrading, %6 waiting for listen answers)"_s.arg(
+                        QString::number(ConnectTimeoutUs / 1'000'000), QString::number(m_ready),
+                        QString::number(total), QString::number(connecting),
+                        QString::number(upgrading), QString::number(listening)));
+        }
     }
     m_connected = true;
     const double connectSeconds = double(monotonicMicroseconds() - m_connectStartUs) / 1e6;

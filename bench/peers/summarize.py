@@ -147,7 +147,8 @@ def plot(runs, path):
     right.set_xticks(range(len(systems)), systems, rotation=20)
     right.set_title("p99 latency at a set rate")
     right.set_ylabel("ms (log scale)")
-    right.legend(fontsize=8)
+    if right.get_legend_handles_labels()[0]:
+        right.legend(fontsize=8)
 
     fig.suptitle("qtnotif and its peers: 2 000 subscribers, 20 keys, ~100-byte notifications",
                  fontsize=10)
