@@ -3,7 +3,7 @@
 # qtnotif-bench-loadgen: one JSON line per run on stdout (and in runs.jsonl), a Markdown table on
 # stderr, a PNG plot in the output directory. bench/run.sh peers runs this.
 #
-#   bench/run.sh peers [--short] [--runs N] [--duration S] [--systems a,b,c]
+#   bench/run.sh peers [--short] [--runs N] [--duration S] [--idle-duration S] [--systems a,b,c]
 #                      [--scenarios a,b,c] [--idle-connections N] [--no-pin] [--out DIR]
 #                      [--plot-to FILE] [--no-build]
 #
@@ -22,6 +22,8 @@
 #   --short            one run of each, 2 s measured (about 2 minutes for all systems); by
 #                      default 3 runs of 10 s, and the tables show medians
 #   --runs N, --duration S   override either
+#   --idle-duration S  seconds the idle scenario measures (30, 5 with --short): 30 s cover a
+#                      heartbeat of every system (qtnotif and Socket.IO 25 s, ws 30 s)
 #   --systems LIST     the systems to run, comma-separated
 #   --scenarios LIST   the scenarios to run, comma-separated
 #   --idle-connections N   100000 for the quarter-core goal: the generator then binds its
@@ -52,6 +54,7 @@ die() { printf 'bench/run.sh peers: %s\n' "$*" >&2; exit 1; }
 RUNS=3
 DURATION=10
 WARMUP=2
+IDLE_DURATION=30
 SYSTEMS=qtnotif,qtnotif-prepare,naive-qt,ws,socketio
 SCENARIOS=window,rate50k,rate200k,idle
 IDLE_CONNECTIONS=10000
@@ -61,9 +64,10 @@ OUT=
 PLOT_TO=
 while [ $# -gt 0 ]; do
     case $1 in
-        --short) RUNS=1; DURATION=2; WARMUP=1 ;;
+        --short) RUNS=1; DURATION=2; WARMUP=1; IDLE_DURATION=5 ;;
         --runs) RUNS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
+        --idle-duration) IDLE_DURATION=$2; shift ;;
         --systems) SYSTEMS=$2; shift ;;
         --scenarios) SCENARIOS=$2; shift ;;
         --idle-connections) IDLE_CONNECTIONS=$2; shift ;;
@@ -233,7 +237,7 @@ scenario_args() {
         rate200k) ARGS=("${common[@]}" --mode rate --rate 200000) ;;
         idle)
             ARGS=(--mode idle --connections "$IDLE_CONNECTIONS" --keys 1000
-                  --keys-per-connection 3 --duration "$DURATION")
+                  --keys-per-connection 3 --duration "$IDLE_DURATION")
             # About 28 000 ephemeral ports per source address: one address per 20 000.
             if [ "$IDLE_CONNECTIONS" -gt 20000 ]; then
                 ARGS+=(--source-addresses "127.0.0.1-127.0.0.$((IDLE_CONNECTIONS / 20000 + 1))")
