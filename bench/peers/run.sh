@@ -4,7 +4,7 @@
 # stderr, a PNG plot in the output directory. bench/run.sh peers runs this.
 #
 #   bench/run.sh peers [--short] [--runs N] [--duration S] [--idle-duration S] [--systems a,b,c]
-#                      [--scenarios a,b,c] [--idle-connections N] [--no-pin] [--out DIR]
+#                      [--scenarios a,b,c] [--idle-connections N] [--no-glib] [--no-pin] [--out DIR]
 #                      [--plot-to FILE] [--no-build]
 #
 # Systems: qtnotif, qtnotif-prepare, naive-qt, ws, socketio (all by default). Each server runs
@@ -29,6 +29,10 @@
 #   --idle-connections N   100000 for the quarter-core goal: the generator then binds its
 #                      connections to 127.0.0.1-127.0.0.N/20000+1, since one source address
 #                      has about 28 000 ephemeral ports
+#   --no-glib          run the Qt servers (qtnotif, naive-qt) with QT_NO_GLIB=1: Qt's own UNIX
+#                      event dispatcher instead of GLib's, whose socket notifiers cost O(n) each
+#                      time one is switched (every write that waits), which dominates at set
+#                      rates with thousands of connections
 #   --no-pin           let the scheduler place the processes
 #   --out DIR          where logs, runs.jsonl and peers.png go (default: a new
 #                      /tmp/qtnotif-peers.*)
@@ -59,6 +63,7 @@ SYSTEMS=qtnotif,qtnotif-prepare,naive-qt,ws,socketio
 SCENARIOS=window,rate50k,rate200k,idle
 IDLE_CONNECTIONS=10000
 PIN=1
+GLIB=1
 BUILD=1
 OUT=
 PLOT_TO=
@@ -72,6 +77,7 @@ while [ $# -gt 0 ]; do
         --scenarios) SCENARIOS=$2; shift ;;
         --idle-connections) IDLE_CONNECTIONS=$2; shift ;;
         --no-pin) PIN=0 ;;
+        --no-glib) GLIB=0 ;;
         --out) OUT=$2; shift ;;
         --plot-to) PLOT_TO=$2; shift ;;
         --no-build) BUILD=0 ;;
@@ -178,9 +184,11 @@ node_ready() {
 # (with SKIP_REASON) when the system cannot run here.
 start_server() {
     local system=$1 command=()
+    local qt_environment=()
+    [ $GLIB = 1 ] || qt_environment=(env QT_NO_GLIB=1)
     case $system in
-        qtnotif|qtnotif-prepare) command=("$SERVER") ;;
-        naive-qt) command=("$NAIVE") ;;
+        qtnotif|qtnotif-prepare) command=("${qt_environment[@]}" "$SERVER") ;;
+        naive-qt) command=("${qt_environment[@]}" "$NAIVE") ;;
         ws|socketio)
             if [ ! -f "$PEERS/$system/server.js" ]; then
                 SKIP_REASON="bench/peers/$system/server.js is missing"
@@ -264,9 +272,10 @@ run_scenario() {
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 qt_version=$(dpkg-query -W -f='${Version}' libqt6core6 2>/dev/null || echo unknown)
 commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
-printf '{"bench":"environment","date":"%s","commit":"%s","nproc":%s,"cpu":"%s","kernel":"%s","qt":"%s","node":"%s","pinning":%s,"runs":%s,"duration_s":%s}\n' \
+printf '{"bench":"environment","date":"%s","commit":"%s","nproc":%s,"cpu":"%s","kernel":"%s","qt":"%s","qt_dispatcher":"%s","node":"%s","pinning":%s,"runs":%s,"duration_s":%s}\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit" "$(nproc)" "$cpu_model" "$(uname -r)" \
-    "$qt_version" "$(node --version 2>/dev/null || echo none)" \
+    "$qt_version" "$([ $GLIB = 1 ] && echo glib || echo unix)" \
+    "$(node --version 2>/dev/null || echo none)" \
     "$([ $PIN = 1 ] && echo '{"server":"1","generator":"0"}' || echo '"none"')" "$RUNS" \
     "$DURATION" | tee -a "$RESULTS"
 log "Results in $OUT"
