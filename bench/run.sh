@@ -5,6 +5,11 @@
 #
 #   bench/run.sh cluster [--short] [--runs N] [--duration S] [--no-pin] [--perf] [--out DIR]
 #                        [--no-build]
+#   bench/run.sh peers [--short] [--systems a,b,c] ...   (bench/run.sh peers --help)
+#
+# peers: qtnotif against the servers of bench/peers/README.md (a naive QWebSocketServer,
+# Node.js ws, Socket.IO) under the same load from qtnotif-bench-loadgen; bench/peers/run.sh
+# runs it.
 #
 # cluster: cross-node delivery through a Redis backplane. Starts a redis-server on a free
 # loopback port, node A and node B (qtnotif-bench-server --redis) and a node alone (no
@@ -50,8 +55,9 @@ BENCH=$1
 shift
 case $BENCH in
     cluster) ;;
+    peers) exec "$ROOT/bench/peers/run.sh" "$@" ;;
     -h|--help) usage 0 ;;
-    *) die "unknown benchmark \"$BENCH\" (known: cluster)" ;;
+    *) die "unknown benchmark \"$BENCH\" (known: cluster, peers)" ;;
 esac
 
 RUNS=3

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Summarizes the runs of bench/run.sh peers (runs.jsonl).
+
+    summarize.py runs.jsonl [--plot peers.png]
+
+Prints a Markdown table, system x scenario, with medians over the runs: deliveries/s, latency
+p50 and p99 (ms), lost deliveries (summed over the runs), the server's CPU (% of one core), its
+memory per connection (KiB, idle runs only: they start from a fresh server), the generator's CPU,
+the CPU other programs of the machine took meanwhile (a busy machine skews everything), and the
+ratio to qtnotif of the scenario's
+headline figure: throughput for window, p99 latency for the rates, KiB per connection for idle.
+With --plot, draws the window throughput per system (bars) and the p99 latency per system at
+50k and 200k deliveries/s (bars, log scale) with matplotlib.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+
+SCENARIOS = ["window", "rate50k", "rate200k", "idle"]
+SYSTEMS = ["qtnotif", "qtnotif-prepare", "naive-qt", "ws", "socketio"]
+
+
+def load(path):
+    runs, skipped = {}, {}
+    with open(path) as lines:
+        for line in lines:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            run = json.loads(line)
+            if run.get("bench") != "peers":
+                continue
+            if "skipped" in run:
+                skipped[run["system"]] = run["skipped"]
+                continue
+            runs.setdefault((run["system"], run["label"]), []).append(run)
+    return runs, skipped
+
+
+def median(runs, get):
+    values = [v for v in (get(r) for r in runs) if v is not None and v >= 0]
+    return statistics.median(values) if values else None
+
+
+def figures(runs):
+    return {
+        "runs": len(runs),
+        "rate": median(runs, lambda r: r.get("delivery_rate")),
+        "p50": median(runs, lambda r: r.get("latency_us", {}).get("p50", -1000) / 1000),
+        "p99": median(runs, lambda r: r.get("latency_us", {}).get("p99", -1000) / 1000),
+        "lost": sum(r.get("lost", 0) for r in runs) if "lost" in runs[0] else None,
+        "cpu": median(runs, lambda r: r["server"]["cpu_percent"]),
+        # Only idle runs start from a fresh server: elsewhere "before" is after earlier runs.
+        "kib": median(runs, lambda r: r["server"]["kib_per_connection"])
+        if runs[0]["mode"] == "idle" else None,
+        "generator": median(runs, lambda r: r.get("generator_cpu_percent")),
+        "other": median(runs, lambda r: r.get("other_cpu_percent")),
+        "errors": sum(r["errors"]["disconnects"] + r["errors"]["unexpected_frames"] for r in runs),
+    }
+
+
+def headline(scenario, f):
+    if scenario == "window":
+        return f["rate"], "throughput"
+    if scenario == "idle":
+        return f["kib"], "KiB/conn"
+    return f["p99"], "p99"
+
+
+def cell(value, digits=1):
+    if value is None:
+        return "–"
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", " ")
+    if abs(value) >= 1000:
+        return f"{value:,.0f}".replace(",", " ")
+    return f"{value:.{digits}f}"
+
+
+def table(runs, skipped):
+    systems = [s for s in SYSTEMS if any(k[0] == s for k in runs)]
+    systems += sorted({k[0] for k in runs} - set(systems))
+    out = ["| system | scenario | runs | deliveries/s | p50 ms | p99 ms | lost | server CPU % "
+           "| KiB/conn | generator CPU % | other CPU % | errors | vs qtnotif |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for scenario in SCENARIOS:
+        base = runs.get(("qtnotif", scenario))
+        base_figures = figures(base) if base else None
+        for system in systems:
+            if (system, scenario) not in runs:
+                continue
+            f = figures(runs[(system, scenario)])
+            value, what = headline(scenario, f)
+            ratio = "–"
+            if base_figures and value is not None:
+                reference = headline(scenario, base_figures)[0]
+                if reference:
+                    ratio = f"×{value / reference:.2f} {what}"
+            out.append(f"| {system} | {scenario} | {f['runs']} | {cell(f['rate'], 0)} "
+                       f"| {cell(f['p50'], 2)} | {cell(f['p99'], 2)} | {cell(f['lost'])} "
+                       f"| {cell(f['cpu'])} | {cell(f['kib'])} | {cell(f['generator'])} | {cell(f['other'])} "
+                       f"| {cell(f['errors'])} | {ratio} |")
+    for system, reason in skipped.items():
+        out.append(f"\n{system}: skipped ({reason})")
+    return "\n".join(out)
+
+
+def plot(runs, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError:
+        print("no plot: python3-matplotlib is missing", file=sys.stderr)
+        return
+    systems = [s for s in SYSTEMS if any(k[0] == s for k in runs)]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+
+    window = [(s, figures(runs[(s, "window")])["rate"]) for s in systems if (s, "window") in runs]
+    if window:
+        names = [s for s, _ in window]
+        left.bar(names, [v / 1000 for _, v in window], color="#4C72B0")
+        for i, (_, v) in enumerate(window):
+            left.text(i, v / 1000, f"{v / 1000:.0f}k", ha="center", va="bottom", fontsize=8)
+    left.set_title("Throughput, 500 notifications in flight")
+    left.set_ylabel("deliveries per second (thousands)")
+    left.tick_params(axis="x", labelrotation=20)
+
+    width = 0.38
+    for offset, scenario, color in ((-width / 2, "rate50k", "#55A868"),
+                                    (width / 2, "rate200k", "#C44E52")):
+        xs, ys = [], []
+        for i, s in enumerate(systems):
+            if (s, scenario) in runs:
+                p99 = figures(runs[(s, scenario)])["p99"]
+                if p99:
+                    xs.append(i + offset)
+                    ys.append(p99)
+        if xs:
+            right.bar(xs, ys, width, label=scenario.replace("rate", "") + " deliveries/s",
+                      color=color)
+    right.set_yscale("log")
+    right.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    right.set_xticks(range(len(systems)), systems, rotation=20)
+    right.set_title("p99 latency at a set rate")
+    right.set_ylabel("ms (log scale)")
+    if right.get_legend_handles_labels()[0]:
+        right.legend(fontsize=8)
+
+    fig.suptitle("qtnotif and its peers: 2 000 subscribers, 20 keys, ~100-byte notifications",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}", file=sys.stderr)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs")
+    parser.add_argument("--plot", help="write the plot (PNG) here")
+    args = parser.parse_args()
+    runs, skipped = load(args.runs)
+    print(table(runs, skipped))
+    if args.plot and runs:
+        plot(runs, args.plot)
+
+
+if __name__ == "__main__":
+    main()
