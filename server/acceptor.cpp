@@ -65,6 +65,10 @@ void Acceptor::makeServers(bool secure)
 
 bool Acceptor::listen(const QHostAddress &address, quint16 port)
 {
+    // Qt's default backlog of 50 overflows when a few thousand clients connect at once (after
+    // a restart, say): their SYNs are dropped and retried after a second or more. The kernel
+    // caps it at net.core.somaxconn.
+    m_tcpServer->setListenBacklogSize(ListenBacklog);
     if (!m_tcpServer->listen(address, port)) {
         m_errorString = m_tcpServer->errorString();
         return false;

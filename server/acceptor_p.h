@@ -37,6 +37,8 @@ public:
     // The largest upgrade request read (its headers, a JWT among them). A larger one gets
     // the HTTP status 431. Qt's own limit is 8 KiB per header line.
     static constexpr qsizetype MaxRequestSize = 64 * 1024;
+    // Connections the kernel may hold for the acceptor to take.
+    static constexpr int ListenBacklog = 4096;
 
     explicit Acceptor(Upgraded upgraded);
     ~Acceptor();
