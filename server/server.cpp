@@ -107,7 +107,7 @@ void ServerPrivate::accept(QWebSocket *socket, QTcpSocket *tcpSocket)
     // remove.
     if (socket->state() != QAbstractSocket::ConnectedState) {
         qCInfo(lcServer) << "dropped a connection the WebSocket layer closed before its welcome:"
-                         << socket->closeCode() << socket->closeReason();
+                         << int(socket->closeCode()) << socket->closeReason();
         socket->deleteLater();
         return;
     }
