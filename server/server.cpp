@@ -631,6 +631,7 @@ bool Server::listen(const QHostAddress &address, quint16 port)
     }
     d->errorString.clear();
     d->heartbeat.start();
+    adviseOnEventDispatcher();
     return true;
 }
 

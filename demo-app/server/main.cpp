@@ -75,6 +75,10 @@ int fail(const QString &message)
 
 int main(int argc, char *argv[])
 {
+    // Qt's own event dispatcher rather than GLib's, which serves many connections poorly
+    // (docs/guide.md, "Event dispatcher"), unless the environment chose.
+    if (!qEnvironmentVariableIsSet("QT_NO_GLIB"))
+        qputenv("QT_NO_GLIB", "1");
     QCoreApplication app(argc, argv);
     QCoreApplication::setApplicationName(u"qtnotif-chat-server"_s);
 

@@ -1,10 +1,12 @@
 // The server over real WebSocket connections on loopback, spoken to in raw qtnotif.v1 frames.
 #include "chatmessage.h"
+#include "server_p.h"
 #include "testpeer.h"
 
 #include <QtNotif/notifier.h>
 #include <QtNotif/server.h>
 
+#include <QtCore/QAbstractEventDispatcher>
 #include <QtCore/QElapsedTimer>
 #include <QtCore/QPromise>
 #include <QtCore/QSemaphore>
@@ -80,6 +82,7 @@ private Q_SLOTS:
     void deletedNotifierTellsItsListeners();
     void closeDisconnectsEveryone();
     void duplicateNotifierNameIsRejected();
+    void adviceOnTheEventDispatcher();
 
 private:
     std::unique_ptr<TestPeer> connectPeer(const QList<QPair<QByteArray, QByteArray>> &headers = {});
@@ -1235,6 +1238,33 @@ void tst_Server::handshakeTimeoutDropsSilentPeers()
     QVERIFY(silent.waitForConnected(5000));
     QTRY_COMPARE_WITH_TIMEOUT(silent.state(), QAbstractSocket::UnconnectedState, 5000);
     QCOMPARE(server->connectionCount(), 0);
+}
+
+void tst_Server::adviceOnTheEventDispatcher()
+{
+    // ctest runs this test function once more with QT_NO_GLIB=1 (tests/auto/server/).
+    const QByteArray dispatcher = QAbstractEventDispatcher::instance()->metaObject()->className();
+    const bool glib = dispatcher.contains("Glib");
+    QCOMPARE(glib, !qEnvironmentVariableIsSet("QT_NO_GLIB"));
+    QCOMPARE(runsGlibEventDispatcher(), glib);
+
+    static QAtomicInt advices;
+    advices = 0;
+    static QtMessageHandler previous = nullptr;
+    previous = qInstallMessageHandler(
+            [](QtMsgType type, const QMessageLogContext &context, const QString &message) {
+                if (type == QtInfoMsg && message.contains(u"QT_NO_GLIB=1"))
+                    advices.ref();
+                previous(type, context, message);
+            });
+    auto restore = qScopeGuard([] { qInstallMessageHandler(previous); });
+    resetEventDispatcherAdvice();
+    // Once per process, however many servers listen.
+    Server first;
+    QVERIFY(first.listen());
+    Server second;
+    QVERIFY(second.listen());
+    QCOMPARE(advices.loadRelaxed(), glib ? 1 : 0);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
