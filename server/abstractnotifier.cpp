@@ -239,26 +239,40 @@ void AbstractNotifier::sendSame(const QString &keyText, const QJsonValue &data,
 }
 
 void AbstractNotifier::deliverPrepared(const QJsonValue &key, const NotFor &notFor,
-                                       const SyncPrepare &prepare)
+                                       const void *notif, const SyncPrepare &prepare,
+                                       const SameData &sameData)
 {
     ServerPrivate *d = m_registered ? m_server->d.get() : nullptr;
     const auto delivery = startDelivery(d, m_name, m_nameJson, canonicalKey(key), notFor);
     if (!delivery)
         return;
-    // Consecutive recipients whose prepare gives the same JSON share one encoded frame
-    // (comparing is cheaper than encoding).
+    // The notification itself is encoded once, for the first listener that receives it as it
+    // is. Consecutive listeners whose prepare gives data of their own that compares equal
+    // share one encoded frame too (comparing is cheaper than encoding).
+    WireFrame sameFrame;
+    QJsonValue data;
     QJsonValue lastData;
     WireFrame lastFrame;
     for (ConnectionId id : std::as_const(delivery->recipients)) {
         Connection *c = d->connection(id);
         if (!c)
             continue;
-        const std::optional<QJsonValue> data = prepare(c->identity);
-        c = d->connection(id); // prepare may have closed it
-        if (!data || !c)
+        const quint64 removed = d->removedConnections;
+        const Prepared prepared = prepare(c->identity, notif, data);
+        if (prepared == Prepared::Skipped)
             continue;
-        if (lastFrame.isNull() || *data != lastData) {
-            lastData = *data;
+        // prepare is the application's code: it may have closed this connection.
+        if (d->removedConnections != removed && !(c = d->connection(id)))
+            continue;
+        if (prepared == Prepared::Same) {
+            Q_ASSERT(sameData);
+            if (sameFrame.isNull())
+                sameFrame = delivery->frame(sameData());
+            d->sendNotif(*c, sameFrame);
+            continue;
+        }
+        if (lastFrame.isNull() || data != lastData) {
+            lastData = std::move(data);
             lastFrame = delivery->frame(lastData);
         }
         d->sendNotif(*c, lastFrame);

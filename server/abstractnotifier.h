@@ -113,9 +113,25 @@ protected:
     // for both.
     void notifySame(const QJsonValue &key, const QJsonValue &data, const NotFor &notFor);
 
-    // Sends prepare(identity) to each listener; std::nullopt leaves that listener out.
-    using SyncPrepare = std::function<std::optional<QJsonValue>(const Identity &identity)>;
-    void deliverPrepared(const QJsonValue &key, const NotFor &notFor, const SyncPrepare &prepare);
+    // What a synchronous prepare made of the notification for one listener.
+    enum class Prepared : quint8 {
+        Skipped, // the listener does not receive it
+        Same,    // the notification itself: the frame every such listener shares
+        Data,    // data of its own, written to the QJsonValue prepare was given
+    };
+    // Runs once per listener with the notif pointer deliverPrepared() was given (the typed
+    // notification: a Notifier knows its type); writes data only when it returns
+    // Prepared::Data. The notification is a pointer so that one std::function, made once per
+    // setPrepare(), is all that runs between the loop and the application's prepare.
+    using SyncPrepare = std::function<Prepared(const Identity &identity, const void *notif,
+                                               QJsonValue &data)>;
+    // Gives the notification's JSON, for the listeners prepare answers Prepared::Same: called at
+    // most once per delivery, and not at all when no listener receives the notification itself.
+    using SameData = std::function<QJsonValue()>;
+    // Sends what prepare makes for each listener of the key on this server except notFor.
+    // sameData may be empty when prepare never answers Prepared::Same.
+    void deliverPrepared(const QJsonValue &key, const NotFor &notFor, const void *notif,
+                         const SyncPrepare &prepare, const SameData &sameData);
 
     // Asynchronous prepare: done(result) may be called later, once, on the server's thread.
     // Each client still receives its notifications in notify order.

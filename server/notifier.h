@@ -5,10 +5,13 @@
 #include <QtNotif/protocol.h>
 
 #include <QtCore/QFuture>
+#include <QtCore/QJsonArray>
+#include <QtCore/QJsonObject>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QMetaObject>
 
 #include <concepts>
+#include <cstring>
 #include <memory>
 #include <type_traits>
 
@@ -97,13 +100,25 @@ private:
 // ServerNotif is the recipient-independent form (the one that would travel between servers);
 // prepare runs once per listening client, on the server's thread.
 //
-// prepare takes one of three forms, told apart at compile time:
+// prepare takes one of four forms, told apart at compile time:
 //   std::optional<ClientNotif>(const Identity &, const ServerNotif &)           synchronous
+//   bool(const Identity &, const ServerNotif &)                                 filter
 //   QFuture<std::optional<ClientNotif>>(const Identity &, const ServerNotif &)  asynchronous
 //   void(const Identity &, const ServerNotif &, Notifier::Done done)           callback
+// The filter form, when ClientNotif is ServerNotif, says only who receives the notification:
+// true sends it unchanged, false leaves the client out. (So with bool notifications a
+// synchronous prepare returns std::optional<bool>.)
 // An asynchronous prepare never blocks the server; each client still receives its
 // notifications in notify order (a slow prepare for one notification holds that client's
 // later ones, not other clients'). A failed or cancelled future counts as std::nullopt.
+//
+// Every client that receives the notification unchanged gets one frame, encoded once per
+// notify as SimpleNotifier does: those the filter form lets through, and, when ClientNotif is
+// ServerNotif and has operator==, those whose synchronous prepare returns a value equal to the
+// notification. Comparing costs little for Qt's implicitly shared types (QJsonObject, QString,
+// QList, QMap...) when prepare returns its argument: they compare equal at once when they
+// share their data. Other results are encoded per client (clients in a row whose results
+// encode alike share a frame).
 //
 // Key, ServerNotif and ClientNotif need a Codec (QString, integers, JSON types, QVariantMap,
 // Q_GADGET structs, lists and maps of those, ...).
@@ -124,7 +139,7 @@ public:
         setPrepare(std::move(prepare));
     }
 
-    // Replaces prepare; see the class comment for the three accepted forms.
+    // Replaces prepare; see the class comment for the four accepted forms.
     template<typename Prepare>
     void setPrepare(Prepare prepare)
     {
@@ -139,12 +154,38 @@ public:
             static_assert(std::is_invocable_v<Prepare, const Identity &, const ServerNotif &>,
                           "prepare must take (const Identity &, const ServerNotif &[, Done])");
             using Result = std::invoke_result_t<Prepare, const Identity &, const ServerNotif &>;
-            if constexpr (std::is_convertible_v<Result, Sync>) {
+            if constexpr (std::is_same_v<Result, bool>) {
+                static_assert(IsSameType,
+                              "a prepare returning bool (a filter) needs ClientNotif to be "
+                              "ServerNotif");
                 m_async = nullptr;
-                m_sync = std::move(prepare);
+                m_sync = [prepare = std::move(prepare)](const Identity &identity, const void *notif,
+                                                        QJsonValue &) {
+                    return prepare(identity, *static_cast<const ServerNotif *>(notif))
+                                   ? Prepared::Same
+                                   : Prepared::Skipped;
+                };
+            } else if constexpr (std::is_convertible_v<Result, Sync>) {
+                m_async = nullptr;
+                // The application's prepare is inlined here: one indirect call per client.
+                m_sync = [prepare = std::move(prepare)](const Identity &identity,
+                                                        const void *notifPointer,
+                                                        QJsonValue &data) {
+                    const ServerNotif &notif = *static_cast<const ServerNotif *>(notifPointer);
+                    const Sync prepared = prepare(identity, notif);
+                    if (!prepared)
+                        return Prepared::Skipped;
+                    if constexpr (CanCompare) {
+                        if (sharesData(*prepared, notif) || *prepared == notif)
+                            return Prepared::Same;
+                    }
+                    data = Codec<ClientNotif>::encode(*prepared);
+                    return Prepared::Data;
+                };
             } else {
                 static_assert(std::is_same_v<Result, QFuture<Sync>>,
-                              "prepare must return std::optional<ClientNotif> or a QFuture of it");
+                              "prepare must return std::optional<ClientNotif>, bool or a QFuture "
+                              "of std::optional<ClientNotif>");
                 m_sync = nullptr;
                 m_async = [this, prepare = std::move(prepare)](
                                   const Identity &identity, const ServerNotif &notif, Done done) {
@@ -171,17 +212,23 @@ public:
             return;
         }
         const QJsonValue keyJson = Codec<Key>::encode(key);
-        deliverHere(keyJson, notif, notFor);
-        if (this->isClustered())
-            this->publishToCluster(keyJson, Codec<ServerNotif>::encode(notif), notFor);
+        if (!this->isClustered()) {
+            deliverHere(keyJson, notif, nullptr, notFor);
+            return;
+        }
+        const QJsonValue notifJson = Codec<ServerNotif>::encode(notif);
+        deliverHere(keyJson, notif, &notifJson, notFor);
+        this->publishToCluster(keyJson, notifJson, notFor);
     }
 
 protected:
     void deliverFromCluster(const QJsonValue &key, const QJsonValue &notif,
                             const NotFor &notFor) override
     {
+        // Not notif itself for the clients that receive the notification unchanged: they get it
+        // as this node's type encodes it, as they would from a notify() here.
         if (const std::optional<ServerNotif> decoded = Codec<ServerNotif>::decode(notif))
-            deliverHere(key, *decoded, notFor);
+            deliverHere(key, *decoded, nullptr, notFor);
         else
             qWarning("qtnotif: notifier %s dropped a notification from another node that does "
                      "not decode as its ServerNotif type (do all nodes run the same version?)",
@@ -189,15 +236,40 @@ protected:
     }
 
 private:
-    void deliverHere(const QJsonValue &keyJson, const ServerNotif &notif, const NotFor &notFor)
+    using Prepared = typename AbstractNotifier::Prepared;
+
+    static constexpr bool IsSameType = std::is_same_v<ClientNotif, ServerNotif>;
+    // Whether a synchronous prepare's result can be recognised as the notification itself.
+    static constexpr bool CanCompare = IsSameType && std::equality_comparable<ServerNotif>;
+
+    // Whether a and b are one JSON object or array, without calling Qt: a prepare that returns
+    // its argument unchanged returns a copy that shares its data. QJsonObject::operator==
+    // finds it too, but out of line, at a cost next to the rest of a delivery. A QJsonObject or
+    // QJsonArray is one pointer to its data: the same bytes are the same data.
+    template<typename T>
+    static bool sharesData(const T &a, const T &b)
+    {
+        if constexpr (std::is_same_v<T, QJsonObject> || std::is_same_v<T, QJsonArray>) {
+            static_assert(sizeof(T) == sizeof(void *), "a JSON container is one pointer");
+            return std::memcmp(&a, &b, sizeof(T)) == 0;
+        } else {
+            return false;
+        }
+    }
+
+    // notifJson: the notification's JSON when the caller already has it; encoded on demand
+    // otherwise (once, and only when some client receives the notification unchanged).
+    void deliverHere(const QJsonValue &keyJson, const ServerNotif &notif,
+                     const QJsonValue *notifJson, const NotFor &notFor)
     {
         if (m_sync) {
-            this->deliverPrepared(keyJson, notFor, [this, &notif](const Identity &identity) {
-                std::optional<QJsonValue> out;
-                if (auto prepared = m_sync(identity, notif))
-                    out = Codec<ClientNotif>::encode(*prepared);
-                return out;
-            });
+            typename AbstractNotifier::SameData sameData;
+            if constexpr (IsSameType) {
+                sameData = [&notif, notifJson] {
+                    return notifJson ? *notifJson : Codec<ServerNotif>::encode(notif);
+                };
+            }
+            this->deliverPrepared(keyJson, notFor, &notif, m_sync, sameData);
         } else if (m_async) {
             auto shared = std::make_shared<ServerNotif>(notif);
             this->deliverPreparedAsync(
@@ -213,7 +285,8 @@ private:
         }
     }
 
-    std::function<std::optional<ClientNotif>(const Identity &, const ServerNotif &)> m_sync;
+    // The synchronous prepare (either form), its notif argument a const ServerNotif *.
+    typename AbstractNotifier::SyncPrepare m_sync;
     std::function<void(const Identity &, const ServerNotif &, Done)> m_async;
 };
 

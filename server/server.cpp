@@ -230,6 +230,7 @@ QWebSocket *ServerPrivate::removeConnection(ConnectionId id)
     if (it->second->expiry)
         expiries.erase(*it->second->expiry);
     connections.erase(it);
+    ++removedConnections;
     listenersRemoved(id, identity, registry.removeConnection(id));
     Q_EMIT q->clientDisconnected(id);
     return socket;

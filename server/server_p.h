@@ -129,6 +129,9 @@ public:
     Registry registry;
     Cluster cluster{ this };
     std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections;
+    // Connections removed so far: a loop that calls user code (prepare) between connection()
+    // and using the Connection it got looks it up again only when this has changed.
+    quint64 removedConnections = 0;
     // Connections whose outbox received frames since the last flushOutboxes() (a flushed one
     // may still be listed).
     std::vector<ConnectionId> outboxes;

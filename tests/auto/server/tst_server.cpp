@@ -8,6 +8,7 @@
 
 #include <QtCore/QAbstractEventDispatcher>
 #include <QtCore/QElapsedTimer>
+#include <QtCore/QJsonDocument>
 #include <QtCore/QPromise>
 #include <QtCore/QSemaphore>
 #include <QtCore/QThread>
@@ -54,6 +55,7 @@ private Q_SLOTS:
     void framesAreExactlyEachClientsOwn();
     void asyncPrepareKeepsNotifyOrder();
     void callbackPrepareKeepsNotifyOrder();
+    void prepareMayDisconnectListeners();
     void authenticatorSeesHeadersQueryAndCookies();
     void authenticatorRefusal();
     void missingSubprotocolIsRefused();
@@ -300,9 +302,14 @@ void tst_Server::prepareBlocksByIdentity()
 
 void tst_Server::framesAreExactlyEachClientsOwn_data()
 {
-    QTest::addColumn<bool>("simple");
-    QTest::addRow("SimpleNotifier") << true;
-    QTest::addRow("Notifier") << false;
+    QTest::addColumn<QString>("form");
+    QTest::addRow("SimpleNotifier") << "simple";
+    // The notification itself (shared data) to some clients, their own copy to others.
+    QTest::addRow("Notifier") << "unchanged";
+    // An equal object built anew (no shared data) instead of the notification itself.
+    QTest::addRow("Notifier, equal copies") << "equal";
+    // A prepare returning bool: the notification unchanged, or nothing.
+    QTest::addRow("Notifier, filter") << "filter";
 }
 
 // The server frames a notification once and writes the same bytes to every client owed the
@@ -313,28 +320,46 @@ void tst_Server::framesAreExactlyEachClientsOwn_data()
 // QWebSocket fragments), with characters beyond ASCII.
 void tst_Server::framesAreExactlyEachClientsOwn()
 {
-    QFETCH(bool, simple);
+    QFETCH(QString, form);
     server->setAuthenticator(userFromBearer);
     AbstractNotifier *notifier = nullptr;
     std::function<void(const QJsonObject &)> notify;
-    // Prepare leaves the author out, gives the x* users their own copy and the others the
-    // notification unchanged.
-    const auto prepare = [](const Identity &identity,
-                            const QJsonObject &message) -> std::optional<QJsonObject> {
+    // What each client is owed: nothing for the author; for the x* users their own copy
+    // (except with the filter); for the others the notification unchanged.
+    const auto expect = [form](const Identity &identity,
+                               const QJsonObject &message) -> std::optional<QJsonObject> {
+        if (form == "simple")
+            return message;
         if (identity.userId() == message["author"].toString())
             return std::nullopt;
-        if (!identity.userId().startsWith(u'x'))
+        if (form == "filter" || !identity.userId().startsWith(u'x'))
             return message;
         QJsonObject mine = message;
         mine.insert("to", identity.userId());
         return mine;
     };
-    if (simple) {
+    if (form == "simple") {
         auto *chat = new SimpleNotifier<QString, QJsonObject>(server.get(), "chat");
         notify = [chat](const QJsonObject &message) { chat->notify("room", message); };
         notifier = chat;
+    } else if (form == "filter") {
+        auto *chat = new Notifier<QString, QJsonObject>(
+                server.get(), "chat", [](const Identity &identity, const QJsonObject &message) {
+                    return identity.userId() != message["author"].toString();
+                });
+        notify = [chat](const QJsonObject &message) { chat->notify("room", message); };
+        notifier = chat;
     } else {
-        auto *chat = new Notifier<QString, QJsonObject>(server.get(), "chat", prepare);
+        const bool copy = form == "equal";
+        auto *chat = new Notifier<QString, QJsonObject>(
+                server.get(), "chat",
+                [expect, copy](const Identity &identity,
+                               const QJsonObject &message) -> std::optional<QJsonObject> {
+                    std::optional<QJsonObject> data = expect(identity, message);
+                    if (copy && data == message)
+                        return QJsonDocument::fromJson(QJsonDocument(message).toJson()).object();
+                    return data;
+                });
         notify = [chat](const QJsonObject &message) { chat->notify("room", message); };
         notifier = chat;
     }
@@ -358,8 +383,7 @@ void tst_Server::framesAreExactlyEachClientsOwn()
     for (qsizetype p = 0; p < users.size(); ++p) {
         QStringList expected;
         for (qsizetype m = 0; m < messages.size(); ++m) {
-            const auto data = simple ? std::optional(messages[m])
-                                     : prepare(Identity::user(users[p]), messages[m]);
+            const auto data = expect(Identity::user(users[p]), messages[m]);
             if (data) {
                 expected.append(notifFrame(toJsonText(notifier->name()), canonicalKey("room"),
                                            quint64(m + 1), toJsonText(*data)));
@@ -378,6 +402,59 @@ void tst_Server::framesAreExactlyEachClientsOwn()
             QVERIFY2(received[i] == expected[i],
                      qPrintable(users[p] + u" frame " + QString::number(i)));
     }
+}
+
+// prepare is the application's code and may close connections, the one it prepares for
+// included: a closed connection receives nothing more, and its prepare does not run once it is
+// gone; the others still receive what they are owed.
+void tst_Server::prepareMayDisconnectListeners()
+{
+    server->setAuthenticator(userFromBearer);
+    QHash<QString, ConnectionId> ids;
+    connect(server.get(), &Server::clientConnected, this,
+            [&ids](ConnectionId id, const Identity &identity) { ids[identity.userId()] = id; });
+    QStringList preparedFor;
+    auto *chat = new Notifier<QString, QJsonObject>(
+            server.get(), "chat",
+            [&](const Identity &identity,
+                const QJsonObject &message) -> std::optional<QJsonObject> {
+                const QString user = identity.userId();
+                preparedFor.append(user);
+                if (user == "a") // a later listener
+                    server->disconnectClient(ids.value("c"));
+                if (user == "b") // the listener being prepared for
+                    server->disconnectClient(ids.value("b"));
+                if (user == "d")
+                    return QJsonObject{ { "text", message["text"] }, { "to", "d" } };
+                return message;
+            });
+    const QStringList users{ "a", "b", "c", "d", "e" };
+    std::vector<std::unique_ptr<TestPeer>> peers;
+    for (const QString &user : users) {
+        peers.push_back(connectPeer(bearer(user.toUtf8())));
+        QVERIFY(peers.back()->listenAndWait("chat", "room"));
+    }
+    QCOMPARE(ids.size(), users.size());
+    chat->notify("room", QJsonObject{ { "text", "hi" } });
+    QCOMPARE(preparedFor, (QStringList{ "a", "b", "d", "e" }));
+    QVERIFY(waitForNotifs(*peers[0], 1));
+    QVERIFY(waitForNotifs(*peers[3], 1));
+    QVERIFY(waitForNotifs(*peers[4], 1));
+    QTRY_VERIFY(peers[1]->disconnected);
+    QTRY_VERIFY(peers[2]->disconnected);
+    QCOMPARE(peers[1]->framesOf("notif").size(), 0);
+    QCOMPARE(peers[2]->framesOf("notif").size(), 0);
+    QCOMPARE(peers[0]->framesOf("notif").at(0)["data"].toObject(),
+             (QJsonObject{ { "text", "hi" } }));
+    QCOMPARE(peers[3]->framesOf("notif").at(0)["data"].toObject(),
+             (QJsonObject{ { "text", "hi" }, { "to", "d" } }));
+    QCOMPARE(peers[4]->framesOf("notif").at(0)["data"].toObject(),
+             (QJsonObject{ { "text", "hi" } }));
+    // Still one frame each: the next notification reaches exactly the three left.
+    chat->notify("room", QJsonObject{ { "text", "again" } });
+    QVERIFY(waitForNotifs(*peers[4], 2));
+    QTRY_COMPARE(peers[0]->framesOf("notif").size(), 2);
+    QTRY_COMPARE(peers[3]->framesOf("notif").size(), 2);
 }
 
 void tst_Server::asyncPrepareKeepsNotifyOrder()
