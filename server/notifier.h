@@ -114,11 +114,11 @@ private:
 //
 // Every client that receives the notification unchanged gets one frame, encoded once per
 // notify as SimpleNotifier does: those the filter form lets through, and, when ClientNotif is
-// ServerNotif and has operator==, those whose synchronous prepare returns a value equal to the
-// notification. Comparing costs little for Qt's implicitly shared types (QJsonObject, QString,
-// QList, QMap...) when prepare returns its argument: they compare equal at once when they
-// share their data. Other results are encoded per client (clients in a row whose results
-// encode alike share a frame).
+// ServerNotif, those whose synchronous prepare returns its argument, or a copy of it, of an
+// implicitly shared Qt type (QJsonObject, QJsonArray, QString, QByteArray, QList, QMap,
+// QVariantMap...): a copy that still shares the notification's data cannot differ from it.
+// Not operator==, which an application may define on fewer members than prepare changes. Other
+// results are encoded per client (clients in a row whose results encode alike share a frame).
 //
 // Key, ServerNotif and ClientNotif need a Codec (QString, integers, JSON types, QVariantMap,
 // Q_GADGET structs, lists and maps of those, ...).
@@ -175,8 +175,8 @@ public:
                     const Sync prepared = prepare(identity, notif);
                     if (!prepared)
                         return Prepared::Skipped;
-                    if constexpr (CanCompare) {
-                        if (sharesData(*prepared, notif) || *prepared == notif)
+                    if constexpr (IsSameType) {
+                        if (sharesData(*prepared, notif))
                             return Prepared::Same;
                     }
                     data = Codec<ClientNotif>::encode(*prepared);
@@ -239,19 +239,26 @@ private:
     using Prepared = typename AbstractNotifier::Prepared;
 
     static constexpr bool IsSameType = std::is_same_v<ClientNotif, ServerNotif>;
-    // Whether a synchronous prepare's result can be recognised as the notification itself.
-    static constexpr bool CanCompare = IsSameType && std::equality_comparable<ServerNotif>;
-
-    // Whether a and b are one JSON object or array, without calling Qt: a prepare that returns
-    // its argument unchanged returns a copy that shares its data. QJsonObject::operator==
-    // finds it too, but out of line, at a cost next to the rest of a delivery. A QJsonObject or
-    // QJsonArray is one pointer to its data: the same bytes are the same data.
+    // Whether a and b are copies of one implicitly shared value, so that a synchronous
+    // prepare's result can be recognised as the notification itself: a prepare that returns
+    // its argument returns a copy that shares its data. False says nothing: they may be equal.
     template<typename T>
     static bool sharesData(const T &a, const T &b)
     {
         if constexpr (std::is_same_v<T, QJsonObject> || std::is_same_v<T, QJsonArray>) {
+            // No public test, and operator== is out of line, at a cost next to the rest of a
+            // delivery; but a QJsonObject or QJsonArray is one pointer to its data (null when
+            // empty): the same bytes are the same data.
             static_assert(sizeof(T) == sizeof(void *), "a JSON container is one pointer");
             return std::memcmp(&a, &b, sizeof(T)) == 0;
+        } else if constexpr (requires {
+                                 a.constData() == b.constData();
+                                 a.size();
+                             }) {
+            // QString, QByteArray, QList: the same characters or elements, as many.
+            return a.constData() == b.constData() && a.size() == b.size();
+        } else if constexpr (requires { a.isSharedWith(b); }) {
+            return a.isSharedWith(b); // QMap, QVariantMap, QHash (no data: both empty)
         } else {
             return false;
         }

@@ -51,6 +51,7 @@ private Q_SLOTS:
     void gadgetKeysAreListenedInTheirOwnForm();
     void prepareTransformsPerIdentity();
     void prepareBlocksByIdentity();
+    void prepareRedactsDespiteOperatorEquals();
     void framesAreExactlyEachClientsOwn_data();
     void framesAreExactlyEachClientsOwn();
     void asyncPrepareKeepsNotifyOrder();
@@ -273,6 +274,42 @@ void tst_Server::prepareTransformsPerIdentity()
     QCOMPARE(bob->framesOf("notif").at(0)["data"]["to"].toString(), QString("bob"));
     QCOMPARE(guest->framesOf("notif").at(0)["data"]["to"].toString(), QString("guest"));
     QCOMPARE(guest->framesOf("notif").at(0)["data"]["text"].toString(), QString("hello"));
+}
+
+// A notification that is "the same message" when from the same sender: an equality an
+// application may well define, blind to what a prepare redacts.
+struct Post
+{
+    Q_GADGET
+    Q_PROPERTY(QString from MEMBER from)
+    Q_PROPERTY(QString text MEMBER text)
+public:
+    QString from;
+    QString text;
+    friend bool operator==(const Post &a, const Post &b) { return a.from == b.from; }
+};
+
+// A prepare's result goes out as the notification's own frame only when it shares the
+// notification's data, never because operator== says equal.
+void tst_Server::prepareRedactsDespiteOperatorEquals()
+{
+    server->setAuthenticator(userFromBearer);
+    auto *chat = new Notifier<QString, Post>(
+            server.get(), "chat",
+            [](const Identity &identity, const Post &post) -> std::optional<Post> {
+                if (identity.userId() != "guest")
+                    return post;
+                return Post{ post.from, "[hidden]" }; // equal, by operator==
+            });
+    auto alice = connectPeer(bearer("alice"));
+    auto guest = connectPeer(bearer("guest"));
+    QVERIFY(alice->listenAndWait("chat", "room"));
+    QVERIFY(guest->listenAndWait("chat", "room"));
+    chat->notify("room", Post{ "bob", "secret" });
+    QVERIFY(waitForNotifs(*alice, 1));
+    QVERIFY(waitForNotifs(*guest, 1));
+    QCOMPARE(alice->framesOf("notif").at(0)["data"]["text"].toString(), QString("secret"));
+    QCOMPARE(guest->framesOf("notif").at(0)["data"]["text"].toString(), QString("[hidden]"));
 }
 
 void tst_Server::prepareBlocksByIdentity()
