@@ -4,8 +4,8 @@
 # stderr, a PNG plot in the output directory. bench/run.sh peers runs this.
 #
 #   bench/run.sh peers [--short] [--runs N] [--duration S] [--idle-duration S] [--systems a,b,c]
-#                      [--scenarios a,b,c] [--idle-connections N] [--no-glib] [--no-pin] [--out DIR]
-#                      [--plot-to FILE] [--no-build]
+#                      [--scenarios a,b,c] [--idle-connections N] [--dispatchers glib,unix]
+#                      [--no-glib] [--no-pin] [--out DIR] [--plot-to FILE] [--no-build]
 #
 # Systems: qtnotif, qtnotif-prepare, naive-qt, ws, socketio (all by default). Each server runs
 # alone, pinned to CPU 1, the generator to CPU 0. A system whose runtime is missing (Node.js for
@@ -19,7 +19,7 @@
 #              nothing published: the server's memory per connection and its CPU for
 #              heartbeats, on a fresh server
 #
-#   --short            one run of each, 2 s measured (about 2 minutes for all systems); by
+#   --short            one run of each, 2 s measured (about 3 minutes for all systems); by
 #                      default 3 runs of 10 s, and the tables show medians
 #   --runs N, --duration S   override either
 #   --idle-duration S  seconds the idle scenario measures (30, 5 with --short): 30 s cover a
@@ -29,10 +29,13 @@
 #   --idle-connections N   100000 for the quarter-core goal: the generator then binds its
 #                      connections to 127.0.0.1-127.0.0.N/20000+1, since one source address
 #                      has about 28 000 ephemeral ports
-#   --no-glib          run the Qt servers (qtnotif, naive-qt) with QT_NO_GLIB=1: Qt's own UNIX
-#                      event dispatcher instead of GLib's, whose socket notifiers cost O(n) each
-#                      time one is switched (every write that waits), which dominates at set
-#                      rates with thousands of connections
+#   --dispatchers LIST the event dispatchers the Qt servers (qtnotif, qtnotif-prepare,
+#                      naive-qt) run on, each in turn: glib (Debian's Qt default) and unix
+#                      (QT_NO_GLIB=1: Qt's own, which qtnotif recommends; GLib's socket notifiers
+#                      cost O(n) each time one is switched, every write that waits, which
+#                      dominates at set rates with thousands of connections). Default glib,unix;
+#                      a unix run is reported as "<system>/unix"
+#   --no-glib          the same as --dispatchers unix
 #   --no-pin           let the scheduler place the processes
 #   --out DIR          where logs, runs.jsonl and peers.png go (default: a new
 #                      /tmp/qtnotif-peers.*)
@@ -63,7 +66,8 @@ SYSTEMS=qtnotif,qtnotif-prepare,naive-qt,ws,socketio
 SCENARIOS=window,rate50k,rate200k,idle
 IDLE_CONNECTIONS=10000
 PIN=1
-GLIB=1
+DISPATCHERS=glib,unix
+DISPATCHER= # the one the Qt server of the current run uses; empty for the others
 BUILD=1
 OUT=
 PLOT_TO=
@@ -77,7 +81,8 @@ while [ $# -gt 0 ]; do
         --scenarios) SCENARIOS=$2; shift ;;
         --idle-connections) IDLE_CONNECTIONS=$2; shift ;;
         --no-pin) PIN=0 ;;
-        --no-glib) GLIB=0 ;;
+        --dispatchers) DISPATCHERS=$2; shift ;;
+        --no-glib) DISPATCHERS=unix ;;
         --out) OUT=$2; shift ;;
         --plot-to) PLOT_TO=$2; shift ;;
         --no-build) BUILD=0 ;;
@@ -88,6 +93,14 @@ while [ $# -gt 0 ]; do
 done
 IFS=, read -r -a SYSTEM_LIST <<< "$SYSTEMS"
 IFS=, read -r -a SCENARIO_LIST <<< "$SCENARIOS"
+IFS=, read -r -a DISPATCHER_LIST <<< "$DISPATCHERS"
+for dispatcher in "${DISPATCHER_LIST[@]}"; do
+    case $dispatcher in
+        glib|unix) ;;
+        *) die "unknown dispatcher \"$dispatcher\" (known: glib, unix)" ;;
+    esac
+done
+[ ${#DISPATCHER_LIST[@]} -gt 0 ] || die "--dispatchers needs glib, unix or both"
 for system in "${SYSTEM_LIST[@]}"; do
     case $system in
         qtnotif|qtnotif-prepare|naive-qt|ws|socketio) ;;
@@ -185,7 +198,7 @@ node_ready() {
 start_server() {
     local system=$1 command=()
     local qt_environment=()
-    [ $GLIB = 1 ] || qt_environment=(env QT_NO_GLIB=1)
+    [ "$DISPATCHER" != unix ] || qt_environment=(env QT_NO_GLIB=1)
     case $system in
         qtnotif|qtnotif-prepare) command=("${qt_environment[@]}" "$SERVER") ;;
         naive-qt) command=("${qt_environment[@]}" "$NAIVE") ;;
@@ -264,7 +277,12 @@ run_scenario() {
         {SERVER_STDIN}>&- || status=$?
     tail -1 "$OUT/loadgen.log" >&2
     if [ $status = 0 ]; then
-        tee -a "$RESULTS" < "$OUT/run.json"
+        # The Qt servers' lines say which event dispatcher ran them.
+        if [ -n "$DISPATCHER" ]; then
+            sed "s/^{/{\"dispatcher\":\"$DISPATCHER\",/" "$OUT/run.json" | tee -a "$RESULTS"
+        else
+            tee -a "$RESULTS" < "$OUT/run.json"
+        fi
     fi
     return $status
 }
@@ -274,7 +292,7 @@ qt_version=$(dpkg-query -W -f='${Version}' libqt6core6 2>/dev/null || echo unkno
 commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 printf '{"bench":"environment","date":"%s","commit":"%s","nproc":%s,"cpu":"%s","kernel":"%s","qt":"%s","qt_dispatcher":"%s","node":"%s","pinning":%s,"runs":%s,"duration_s":%s}\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit" "$(nproc)" "$cpu_model" "$(uname -r)" \
-    "$qt_version" "$([ $GLIB = 1 ] && echo glib || echo unix)" \
+    "$qt_version" "$DISPATCHERS" \
     "$(node --version 2>/dev/null || echo none)" \
     "$([ $PIN = 1 ] && echo '{"server":"1","generator":"0"}' || echo '"none"')" "$RUNS" \
     "$DURATION" | tee -a "$RESULTS"
@@ -289,30 +307,30 @@ skip() {
     printf '{"bench":"peers","system":"%s","skipped":"%s"}\n' "$1" "$2" | tee -a "$RESULTS"
 }
 
-for system in "${SYSTEM_LIST[@]}"; do
-    busy=()
-    idle=0
+# bench_system <system>: every scenario of the system (on $DISPATCHER for a Qt server).
+bench_system() {
+    local system=$1 name=$1 busy=() idle=0 skipped=0 round scenario status
+    [ -z "$DISPATCHER" ] || [ "$DISPATCHER" = glib ] || name=$system/$DISPATCHER
     for scenario in "${SCENARIO_LIST[@]}"; do
         if [ "$scenario" = idle ]; then idle=1; else busy+=("$scenario"); fi
     done
-    skipped=0
     if [ ${#busy[@]} -gt 0 ]; then
         if ! start_server "$system"; then
-            skip "$system" "$SKIP_REASON"
-            continue
+            skip "$name" "$SKIP_REASON"
+            return
         fi
-        log "$system: $URL (pid $SERVER_PID)"
+        log "$name: $URL (pid $SERVER_PID)"
         for round in $(seq "$RUNS"); do
             for scenario in "${busy[@]}"; do
                 status=0
                 run_scenario "$system" "$scenario" || status=$?
                 if [ $status = 3 ]; then
-                    skip "$system" "$(tail -1 "$OUT/loadgen.log" | sed 's/^qtnotif-bench-loadgen: //' | tr -d '"\\')"
+                    skip "$name" "$(tail -1 "$OUT/loadgen.log" | sed 's/^qtnotif-bench-loadgen: //' | tr -d '"\\')"
                     skipped=1
                     break 2
                 elif [ $status != 0 ]; then
-                    log "$system $scenario (round $round) failed: see $OUT/loadgen.log"
-                    FAILED+=("$system/$scenario")
+                    log "$name $scenario (round $round) failed: see $OUT/loadgen.log"
+                    FAILED+=("$name:$scenario")
                 fi
             done
         done
@@ -322,21 +340,32 @@ for system in "${SYSTEM_LIST[@]}"; do
         for round in $(seq "$RUNS"); do
             # A fresh server each time: its memory before the connections is its memory alone.
             if ! start_server "$system"; then
-                skip "$system" "$SKIP_REASON"
+                skip "$name" "$SKIP_REASON"
                 break
             fi
             status=0
             run_scenario "$system" idle || status=$?
             stop_server
             if [ $status = 3 ]; then
-                skip "$system" "$(tail -1 "$OUT/loadgen.log" | sed 's/^qtnotif-bench-loadgen: //' | tr -d '"\\')"
+                skip "$name" "$(tail -1 "$OUT/loadgen.log" | sed 's/^qtnotif-bench-loadgen: //' | tr -d '"\\')"
                 break
             elif [ $status != 0 ]; then
-                log "$system idle (round $round) failed: see $OUT/loadgen.log"
-                FAILED+=("$system/idle")
+                log "$name idle (round $round) failed: see $OUT/loadgen.log"
+                FAILED+=("$name:idle")
             fi
         done
     fi
+}
+
+for system in "${SYSTEM_LIST[@]}"; do
+    case $system in
+        qtnotif|qtnotif-prepare|naive-qt)
+            for DISPATCHER in "${DISPATCHER_LIST[@]}"; do
+                bench_system "$system"
+            done
+            ;;
+        *) DISPATCHER= bench_system "$system" ;;
+    esac
 done
 
 # The table and the plot: python3-matplotlib from Debian (/usr/bin/python3, whatever python3

@@ -7,10 +7,13 @@ Prints a Markdown table, system x scenario, with medians over the runs: deliveri
 p50 and p99 (ms), lost deliveries (summed over the runs), the server's CPU (% of one core), its
 memory per connection (KiB, idle runs only: they start from a fresh server), the generator's CPU,
 the CPU other programs of the machine took meanwhile (a busy machine skews everything), and the
-ratio to qtnotif of the scenario's
-headline figure: throughput for window, p99 latency for the rates, KiB per connection for idle.
+ratio to qtnotif (on the same event dispatcher for the Qt servers) of the scenario's headline
+figure: throughput for window, p99 latency for the rates, KiB per connection for idle.
 With --plot, draws the window throughput per system (bars) and the p99 latency per system at
 50k and 200k deliveries/s (bars, log scale) with matplotlib.
+
+A Qt server run on Qt's own event dispatcher (QT_NO_GLIB=1, "dispatcher": "unix" in its line)
+counts as the system "<system>/unix"; on GLib's, the system's plain name.
 """
 
 import argparse
@@ -19,7 +22,8 @@ import statistics
 import sys
 
 SCENARIOS = ["window", "rate50k", "rate200k", "idle"]
-SYSTEMS = ["qtnotif", "qtnotif-prepare", "naive-qt", "ws", "socketio"]
+SYSTEMS = ["qtnotif", "qtnotif/unix", "qtnotif-prepare", "qtnotif-prepare/unix", "naive-qt",
+           "naive-qt/unix", "ws", "socketio"]
 
 
 def load(path):
@@ -35,7 +39,10 @@ def load(path):
             if "skipped" in run:
                 skipped[run["system"]] = run["skipped"]
                 continue
-            runs.setdefault((run["system"], run["label"]), []).append(run)
+            system = run["system"]
+            if run.get("dispatcher") == "unix":
+                system += "/unix"
+            runs.setdefault((system, run["label"]), []).append(run)
     return runs, skipped
 
 
@@ -86,11 +93,12 @@ def table(runs, skipped):
            "| KiB/conn | generator CPU % | other CPU % | errors | vs qtnotif |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for scenario in SCENARIOS:
-        base = runs.get(("qtnotif", scenario))
-        base_figures = figures(base) if base else None
         for system in systems:
             if (system, scenario) not in runs:
                 continue
+            # A Qt server on Qt's own dispatcher is compared with qtnotif on the same.
+            base = runs.get(("qtnotif/unix" if system.endswith("/unix") else "qtnotif", scenario))
+            base_figures = figures(base) if base else None
             f = figures(runs[(system, scenario)])
             value, what = headline(scenario, f)
             ratio = "–"
@@ -117,17 +125,19 @@ def plot(runs, path):
         print("no plot: python3-matplotlib is missing", file=sys.stderr)
         return
     systems = [s for s in SYSTEMS if any(k[0] == s for k in runs)]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
 
     window = [(s, figures(runs[(s, "window")])["rate"]) for s in systems if (s, "window") in runs]
     if window:
         names = [s for s, _ in window]
-        left.bar(names, [v / 1000 for _, v in window], color="#4C72B0")
+        left.bar(names, [v / 1000 for _, v in window],
+                 color=["#8FA9D6" if s.endswith("/unix") else "#4C72B0" for s in names])
         for i, (_, v) in enumerate(window):
             left.text(i, v / 1000, f"{v / 1000:.0f}k", ha="center", va="bottom", fontsize=8)
-    left.set_title("Throughput, 500 notifications in flight")
+    left.set_title("Throughput, 500 notifications in flight\n(/unix: Qt's own event dispatcher)",
+                   fontsize=10)
     left.set_ylabel("deliveries per second (thousands)")
-    left.tick_params(axis="x", labelrotation=20)
+    left.tick_params(axis="x", labelrotation=30)
 
     width = 0.38
     for offset, scenario, color in ((-width / 2, "rate50k", "#55A868"),
@@ -144,12 +154,14 @@ def plot(runs, path):
                       color=color)
     right.set_yscale("log")
     right.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    right.set_xticks(range(len(systems)), systems, rotation=20)
+    right.set_xticks(range(len(systems)), systems, rotation=30)
     right.set_title("p99 latency at a set rate")
     right.set_ylabel("ms (log scale)")
     if right.get_legend_handles_labels()[0]:
         right.legend(fontsize=8)
 
+    for axis in (left, right):
+        plt.setp(axis.get_xticklabels(), ha="right", rotation_mode="anchor")
     fig.suptitle("qtnotif and its peers: 2 000 subscribers, 20 keys, ~100-byte notifications",
                  fontsize=10)
     fig.tight_layout()
