@@ -17,6 +17,7 @@
 #include <QtNotif/client.h>
 #include <QtNotif/clientnotifier.h>
 
+#include <QtCore/QElapsedTimer>
 #include <QtCore/QJsonArray>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
@@ -565,18 +566,22 @@ void tst_RedisCluster::listenAckMeansOtherNodesReachTheListener()
     TestPeer alice;
     QVERIFY(alice.open(a->url, { { "Authorization", "Bearer alice" } }));
 
-    // Redis asleep for half a second: A's SUBSCRIBE waits in it, and so must alice's ack.
-    QTcpSocket sleeper;
-    sleeper.connectToHost(QHostAddress::LocalHost, redis.port());
-    QVERIFY(sleeper.waitForConnected(5000));
-    sleeper.write("DEBUG SLEEP 0.5\r\n");
-    QVERIFY(sleeper.waitForBytesWritten(5000));
+    // Redis holds every client's commands for half a second, from before the listen is sent
+    // (its answer comes once the pause is in force): A's SUBSCRIBE waits, and so must alice's
+    // ack. Redis's pause ends about 500 ms after the command left, never sooner; an ack sent
+    // without waiting would come within milliseconds. (Not DEBUG SLEEP from another
+    // connection: Redis may read A's SUBSCRIBE first.)
+    QTcpSocket pauser;
+    pauser.connectToHost(QHostAddress::LocalHost, redis.port());
+    QVERIFY(pauser.waitForConnected(5000));
+    QElapsedTimer sincePause;
+    sincePause.start();
+    pauser.write("CLIENT PAUSE 500 ALL\r\n");
+    QVERIFY(pauser.waitForReadyRead(5000));
+    QCOMPARE(pauser.readAll(), QByteArray("+OK\r\n"));
     const qint64 listen = alice.listen("chat", "room1");
     QCOMPARE(alice.answerTo(listen).value("op").toString(), QString("ack"));
-    // Redis answered the sleep before A's SUBSCRIBE, and A acked after that: the answer is
-    // here already. An ack sent without waiting would have come half a second before it.
-    QVERIFY(sleeper.bytesAvailable() > 0 || sleeper.waitForReadyRead(0));
-    QCOMPARE(sleeper.readAll(), QByteArray("+OK\r\n"));
+    QCOMPARE_GE(sincePause.elapsed(), 450); // Redis counts whole milliseconds
 
     // Nothing else waits for Redis: once acknowledged, the subscription is in place and a
     // notify made on B right away reaches alice.
