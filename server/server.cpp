@@ -14,12 +14,6 @@
 
 #include <algorithm>
 
-#ifdef Q_OS_LINUX
-#include <sys/socket.h>
-#include <sys/types.h>
-#include <sys/uio.h>
-#endif
-
 namespace QtNotif {
 
 Q_LOGGING_CATEGORY(lcServer, "qtnotif.server", QtInfoMsg)
@@ -38,21 +32,29 @@ bool isPositiveSetting(const char *what, qint64 value)
     return false;
 }
 
-// How long a closing socket may take to finish the close handshake before it is aborted.
-constexpr int CloseTimeoutMs = 5000;
+} // namespace
 
-HandshakeRequest handshakeRequestOf(const QWebSocket &socket)
+Handshake Handshake::of(const QWebSocket &socket)
 {
+    Handshake handshake;
+    handshake.connected = socket.state() == QAbstractSocket::ConnectedState;
+    if (!handshake.connected) {
+        handshake.closeCode = int(socket.closeCode());
+        handshake.closeReason = socket.closeReason();
+        return handshake;
+    }
+    handshake.subprotocol = socket.subprotocol();
+    handshake.origin = socket.origin();
+    handshake.peer = socket.peerAddress();
     const QNetworkRequest request = socket.request();
     QList<QPair<QByteArray, QByteArray>> headers;
     const QList<QByteArray> names = request.rawHeaderList();
     headers.reserve(names.size());
     for (const QByteArray &name : names)
         headers.append({ name, request.rawHeader(name) });
-    return HandshakeRequest(request.url(), headers, socket.peerAddress());
+    handshake.request = HandshakeRequest(request.url(), headers, handshake.peer);
+    return handshake;
 }
-
-} // namespace
 
 ServerPrivate::ServerPrivate(Server *server) : q(server)
 {
@@ -88,69 +90,94 @@ Connection *ServerPrivate::connection(ConnectionId id)
     return it == connections.end() ? nullptr : it->second.get();
 }
 
-void ServerPrivate::refuse(QWebSocket *socket, quint16 closeCode, const QString &reason,
-                           const QString &userId)
+void ServerPrivate::refuse(std::unique_ptr<Connection> candidate, const Handshake &handshake,
+                           quint16 closeCode, const QString &reason, const QString &userId)
 {
     if (userId.isEmpty())
-        qCInfo(lcServer) << "refused" << socket->peerAddress() << reason;
+        qCInfo(lcServer) << "refused" << handshake.peer << reason;
     else
-        qCInfo(lcServer) << "refused" << socket->peerAddress() << "as" << userId << ":" << reason;
-    closeSocket(socket, closeCode, reason);
+        qCInfo(lcServer) << "refused" << handshake.peer << "as" << userId << ":" << reason;
+    closeLink(*candidate, closeCode, reason);
     Q_EMIT q->clientRefused(reason);
 }
 
 void ServerPrivate::accept(QWebSocket *socket, QTcpSocket *tcpSocket)
 {
-    // The server owns its sockets through Connection (or closeSocket()), not as QObject children.
+    // The server owns its sockets through Connection (or closeLink()), not as QObject children.
     socket->setParent(nullptr);
+    auto candidate = std::make_unique<Connection>();
+    candidate->link = std::make_unique<SocketLink>(socket, tcpSocket);
+    admit(std::move(candidate), Handshake::of(*socket), [this, socket](ConnectionId id) {
+        QObject::connect(socket, &QWebSocket::textMessageReceived, q,
+                         [this, id](const QString &message) { onTextMessage(id, message); });
+        QObject::connect(socket, &QWebSocket::binaryMessageReceived, q,
+                         [this, id] { onBinaryMessage(id); });
+        QObject::connect(socket, &QWebSocket::pong, q, [this, id] {
+            if (Connection *c = connection(id)) {
+                c->lastHeard.restart();
+                boundSendQueue(*c); // the pongs Qt sends by itself count too
+            }
+        });
+        QObject::connect(socket, &QWebSocket::disconnected, q, [this, id] {
+            if (removeConnection(id))
+                qCDebug(lcServer) << "connection" << id << "gone";
+        });
+    });
+}
+
+void ServerPrivate::onBinaryMessage(ConnectionId id)
+{
+    if (Connection *c = connection(id)) {
+        c->lastHeard.restart();
+        send(*c, errorFrame(ErrorCode::BinaryFrame,
+                            QStringLiteral("qtnotif.v1 uses text frames only")));
+    }
+}
+
+void ServerPrivate::admit(std::unique_ptr<Connection> candidate, const Handshake &handshake,
+                          const std::function<void(ConnectionId id)> &wire)
+{
     // A socket the peer closed meanwhile must not become a connection that nothing would ever
     // remove.
-    if (socket->state() != QAbstractSocket::ConnectedState) {
+    if (!handshake.connected) {
         qCInfo(lcServer) << "dropped a connection the WebSocket layer closed before its welcome:"
-                         << int(socket->closeCode()) << socket->closeReason();
-        socket->deleteLater();
+                         << handshake.closeCode << handshake.closeReason;
         return;
     }
-    if (socket->subprotocol() != Subprotocol) {
-        return refuse(socket, CloseCode::ProtocolViolation,
+    if (handshake.subprotocol != Subprotocol) {
+        return refuse(std::move(candidate), handshake, CloseCode::ProtocolViolation,
                       QStringLiteral("offer the WebSocket subprotocol qtnotif.v1"));
     }
     // Before the authenticator: a page of another site would come with this site's cookies.
-    if (!isOriginAllowed(socket->origin())) {
-        return refuse(socket, CloseCode::OriginNotAllowed,
-                      QStringLiteral("origin not allowed: %1").arg(socket->origin().left(80)));
+    if (!isOriginAllowed(handshake.origin)) {
+        return refuse(std::move(candidate), handshake, CloseCode::OriginNotAllowed,
+                      QStringLiteral("origin not allowed: %1").arg(handshake.origin.left(80)));
     }
     const AuthResult auth
-            = authenticator ? authenticator(handshakeRequestOf(*socket)) : AuthResult::anonymous();
+            = authenticator ? authenticator(handshake.request) : AuthResult::anonymous();
     const bool expired = auth.isExpired()
                          || (auth.isAccepted() && auth.expiresAt().isValid()
                              && auth.expiresAt() <= QDateTime::currentDateTimeUtc());
     if (expired) {
-        return refuse(socket, CloseCode::CredentialsExpired,
+        return refuse(std::move(candidate), handshake, CloseCode::CredentialsExpired,
                       auth.reason().isEmpty() ? QStringLiteral("token expired") : auth.reason(),
                       auth.identity().userId());
     }
     if (!auth.isAccepted()) {
-        return refuse(socket, CloseCode::AuthenticationRefused,
+        return refuse(std::move(candidate), handshake, CloseCode::AuthenticationRefused,
                       auth.reason().isEmpty() ? QStringLiteral("authentication refused")
                                               : auth.reason());
     }
     const QString userId = auth.identity().userId();
     if (!userId.isEmpty() && registry.connectionsOfUser(userId).size() >= maxConnectionsPerUser) {
-        return refuse(socket, CloseCode::TooManyConnections,
+        return refuse(std::move(candidate), handshake, CloseCode::TooManyConnections,
                       QStringLiteral("at most %1 connections per user").arg(maxConnectionsPerUser),
                       userId);
     }
 
-    auto owned = std::make_unique<Connection>();
+    std::unique_ptr<Connection> owned = std::move(candidate);
     const ConnectionId id = ++lastId;
     owned->id = id;
-    owned->socket.reset(socket);
-    owned->tcpSocket = tcpSocket;
-#ifdef Q_OS_LINUX
-    if (tcpSocket && !qobject_cast<QSslSocket *>(tcpSocket))
-        owned->descriptor = tcpSocket->socketDescriptor();
-#endif
     owned->identity = auth.identity();
     owned->lastHeard.start();
     owned->requestTokens = requestBurst;
@@ -160,30 +187,8 @@ void ServerPrivate::accept(QWebSocket *socket, QTcpSocket *tcpSocket)
         if (*owned->expiry == expiries.begin())
             scheduleExpiry();
     }
-    socket->setMaxAllowedIncomingMessageSize(quint64(maxFrameSize));
-    socket->setMaxAllowedIncomingFrameSize(quint64(maxFrameSize));
-
-    QObject::connect(socket, &QWebSocket::textMessageReceived, q,
-                     [this, id](const QString &message) { onTextMessage(id, message); });
-    QObject::connect(socket, &QWebSocket::binaryMessageReceived, q, [this, id] {
-        if (Connection *c = connection(id)) {
-            c->lastHeard.restart();
-            send(*c, errorFrame(ErrorCode::BinaryFrame,
-                                QStringLiteral("qtnotif.v1 uses text frames only")));
-        }
-    });
-    QObject::connect(socket, &QWebSocket::pong, q, [this, id] {
-        if (Connection *c = connection(id)) {
-            c->lastHeard.restart();
-            boundSendQueue(*c); // the pongs Qt sends by itself count too
-        }
-    });
-    QObject::connect(socket, &QWebSocket::disconnected, q, [this, id] {
-        if (QWebSocket *gone = removeConnection(id)) {
-            qCDebug(lcServer) << "connection" << id << "gone";
-            gone->deleteLater();
-        }
-    });
+    setLinkMaxFrameSize(*owned);
+    wire(id);
 
     registry.addConnection(id, owned->identity.userId());
     Connection &c = *owned;
@@ -191,6 +196,11 @@ void ServerPrivate::accept(QWebSocket *socket, QTcpSocket *tcpSocket)
     send(c, welcomeFrame(c));
     qCDebug(lcServer) << "connection" << id << "welcomed as" << c.identity.userId();
     Q_EMIT q->clientConnected(id, c.identity);
+}
+
+void ServerPrivate::setLinkMaxFrameSize(Connection &connection)
+{
+    connection.link->setMaxFrameSize(maxFrameSize);
 }
 
 QString ServerPrivate::welcomeFrame(const Connection &connection) const
@@ -206,39 +216,32 @@ QString ServerPrivate::welcomeFrame(const Connection &connection) const
                     { QLatin1String("limits"), limits } });
 }
 
-void ServerPrivate::closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason)
+void ServerPrivate::closeLink(Connection &connection, quint16 closeCode, const QString &reason)
 {
-    QObject::disconnect(socket, nullptr, q, nullptr);
-    // Parented to the server so that a server deleted meanwhile takes the socket with it.
-    socket->setParent(q);
-    QObject::connect(socket, &QWebSocket::disconnected, socket, &QObject::deleteLater);
-    QTimer::singleShot(CloseTimeoutMs, socket, [socket] {
-        socket->abort();
-        socket->deleteLater();
-    });
-    socket->close(QWebSocketProtocol::CloseCode(closeCode), reason);
+    // Owned by the server meanwhile, so that a server deleted meanwhile takes the socket with it.
+    if (connection.link)
+        connection.link->close(q, q, closeCode, reason);
 }
 
-QWebSocket *ServerPrivate::removeConnection(ConnectionId id)
+std::unique_ptr<Connection> ServerPrivate::removeConnection(ConnectionId id)
 {
     const auto it = connections.find(id);
     if (it == connections.end())
         return nullptr;
     flushOutbox(*it->second); // what was sent before it goes, as QWebSocket would have
-    const Identity identity = it->second->identity;
-    QWebSocket *socket = it->second->socket.release();
-    if (it->second->expiry)
-        expiries.erase(*it->second->expiry);
+    std::unique_ptr<Connection> removed = std::move(it->second);
+    if (removed->expiry)
+        expiries.erase(*removed->expiry);
     connections.erase(it);
-    listenersRemoved(id, identity, registry.removeConnection(id));
+    listenersRemoved(id, removed->identity, registry.removeConnection(id));
     Q_EMIT q->clientDisconnected(id);
-    return socket;
+    return removed;
 }
 
 void ServerPrivate::dropConnection(ConnectionId id, quint16 closeCode, const QString &reason)
 {
-    if (QWebSocket *socket = removeConnection(id))
-        closeSocket(socket, closeCode, reason);
+    if (const std::unique_ptr<Connection> removed = removeConnection(id))
+        closeLink(*removed, closeCode, reason);
 }
 
 void ServerPrivate::listenersRemoved(ConnectionId id, const Identity &identity,
@@ -257,7 +260,7 @@ void ServerPrivate::send(Connection &connection, const QString &text)
     if (sendObserver)
         sendObserver(connection.id, text);
     flushOutbox(connection);
-    connection.socket->sendTextMessage(text);
+    connection.link->sendText(text);
     boundSendQueue(connection);
 }
 
@@ -267,26 +270,14 @@ void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
         return;
     if (sendObserver)
         sendObserver(connection.id, frame.text());
-    // QWebSocket writes whole frames to the same TCP socket, so frames written here between
-    // its own stay whole and in order (the outbox is flushed before QWebSocket writes). Past
-    // the size at which QWebSocket would fragment a message, and once it is closing (no data
-    // frame may follow its close frame), QWebSocket sends the text itself, as it always did.
-    QWebSocket *socket = connection.socket.get();
-    if (connection.tcpSocket && socket->state() == QAbstractSocket::ConnectedState
-        && quint64(frame.payload().size()) <= socket->outgoingFrameSize()) {
-        if (connection.outbox.empty()) {
-            if (outboxes.empty()) {
-                QMetaObject::invokeMethod(
-                        q, [this] { flushOutboxes(); }, Qt::QueuedConnection);
-            }
-            outboxes.push_back(connection.id);
-        }
-        connection.outbox.push_back(frame.bytes());
-        connection.outboxBytes += frame.bytes().size();
-    } else {
-        flushOutbox(connection);
-        socket->sendTextMessage(frame.text());
+    if (connection.outbox.empty()) {
+        if (outboxes.empty())
+            QMetaObject::invokeMethod(
+                    q, [this] { flushOutboxes(); }, Qt::QueuedConnection);
+        outboxes.push_back(connection.id);
     }
+    connection.outbox.push_back(frame);
+    connection.outboxBytes += frame.bytes().size();
     boundSendQueue(connection);
 }
 
@@ -303,49 +294,7 @@ void ServerPrivate::flushOutbox(Connection &connection)
             connection.outbox.clear();
         connection.outboxBytes = 0;
     });
-    const std::vector<QByteArray> &frames = connection.outbox;
-    QTcpSocket *tcpSocket = connection.tcpSocket.data();
-    if (!tcpSocket || connection.socket->state() != QAbstractSocket::ConnectedState)
-        return;           // gone or closing: QWebSocket would not have sent them either
-    std::size_t next = 0; // the first frame not fully written
-    qint64 offset = 0;    // how much of it was written
-#ifdef Q_OS_LINUX
-    // Straight to the kernel when Qt holds nothing back for this socket: the frames of a turn
-    // go in one system call, as Qt's own flush would make, gathered from where they are,
-    // without enabling and disabling the socket's write notifier (in GLib's event dispatcher
-    // that costs time in proportion to the number of sockets). What the kernel does not take,
-    // and any error, is left to Qt.
-    if (connection.descriptor >= 0 && tcpSocket->bytesToWrite() == 0) {
-        constexpr std::size_t MaxParts = 64; // well under IOV_MAX
-        while (next < frames.size()) {
-            iovec parts[MaxParts];
-            std::size_t count = 0;
-            qint64 size = 0;
-            for (; count < MaxParts && next + count < frames.size(); ++count) {
-                const QByteArray &frame = frames[next + count];
-                parts[count] = { const_cast<char *>(frame.constData()), std::size_t(frame.size()) };
-                size += frame.size();
-            }
-            msghdr message = {};
-            message.msg_iov = parts;
-            message.msg_iovlen = count;
-            const ssize_t sent
-                    = ::sendmsg(int(connection.descriptor), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (sent <= 0)
-                break;
-            qint64 left = sent;
-            while (left > 0 && left >= frames[next].size())
-                left -= frames[next++].size();
-            offset = left;
-            if (sent < size)
-                break;
-        }
-    }
-#endif
-    for (; next < frames.size(); ++next, offset = 0) {
-        const QByteArray &frame = frames[next];
-        tcpSocket->write(frame.constData() + offset, frame.size() - offset);
-    }
+    connection.link->writeFrames(connection.outbox.data(), connection.outbox.size());
 }
 
 void ServerPrivate::flushOutboxes()
@@ -363,11 +312,11 @@ void ServerPrivate::boundSendQueue(Connection &connection)
         return;
     // Qt hands the frames of one event-loop turn to the kernel together; only what the kernel
     // will not take counts, so a burst to a client that reads is not mistaken for a stall.
-    if (connection.outboxBytes + connection.socket->bytesToWrite() <= maxSendQueue)
+    if (connection.outboxBytes + connection.link->bytesToWrite() <= maxSendQueue)
         return;
     flushOutbox(connection);
-    connection.socket->flush();
-    const qint64 waiting = connection.socket->bytesToWrite();
+    connection.link->flush();
+    const qint64 waiting = connection.link->bytesToWrite();
     if (waiting <= maxSendQueue)
         return;
     // A client that does not read would make the server hold everything sent to it. It is
@@ -544,7 +493,7 @@ void ServerPrivate::onHeartbeat()
         if (c->lastHeard.elapsed() > deadline) {
             silent.append(id);
         } else {
-            c->socket->ping();
+            c->link->ping();
             // Qt answers the client's pings by itself, past send(): a client that sends pings
             // and reads nothing is caught here.
             boundSendQueue(*c);
@@ -755,10 +704,8 @@ void Server::setMaxFrameSize(qint64 bytes)
     if (!isPositiveSetting("largest frame size", bytes))
         return;
     d->maxFrameSize = bytes;
-    for (const auto &[id, c] : d->connections) {
-        c->socket->setMaxAllowedIncomingMessageSize(quint64(bytes));
-        c->socket->setMaxAllowedIncomingFrameSize(quint64(bytes));
-    }
+    for (const auto &[id, c] : d->connections)
+        d->setLinkMaxFrameSize(*c);
 }
 
 qint64 Server::maxFrameSize() const

@@ -3,9 +3,11 @@
 #include "acceptor_p.h"
 #include "cluster_p.h"
 #include "registry_p.h"
+#include "socketlink_p.h"
 #include "wireframe_p.h"
 
 #include <QtNotif/abstractnotifier.h>
+#include <QtNotif/handshakerequest.h>
 #include <QtNotif/server.h>
 
 #include <QtCore/QElapsedTimer>
@@ -26,17 +28,27 @@ namespace Protocol {
 struct ClientFrame;
 }
 
-struct DeleteLater
-{
-    void operator()(QObject *object) const { object->deleteLater(); }
-};
-
 // A notification held back because an earlier one for the same client still waits for its
 // asynchronous prepare. A null frame once ready means prepare left this client out.
 struct PendingNotif
 {
     bool ready = false;
     WireFrame frame;
+};
+
+// What the server needs to know of an upgraded socket to decide on it (ServerPrivate::admit()).
+struct Handshake
+{
+    static Handshake of(const QWebSocket &socket);
+
+    // Whether the socket was still connected once upgraded; if not, why it closed.
+    bool connected = false;
+    int closeCode = 0;
+    QString closeReason;
+    QString subprotocol;
+    QString origin;
+    QHostAddress peer;
+    HandshakeRequest request;
 };
 
 // When connections' credentials expire: milliseconds since the epoch, earliest first.
@@ -46,17 +58,13 @@ using Expiries = std::multimap<qint64, ConnectionId>;
 struct Connection
 {
     ConnectionId id = 0;
-    std::unique_ptr<QWebSocket, DeleteLater> socket;
-    // The socket's TCP (or TLS) socket, which it owns: notification frames are written to it
-    // ready-made (sendFrame()). Null where there is none (the fuzzer's connections).
-    QPointer<QTcpSocket> tcpSocket;
-    // The TCP socket's descriptor where the server writes to it directly (plain TCP on Linux),
-    // -1 elsewhere; see ServerPrivate::flushOutbox().
-    qintptr descriptor = -1;
+    // The client's socket, on the server's thread. Every socket operation of the server goes
+    // through ServerPrivate's send(), flushOutbox(), boundSendQueue(), closeLink().
+    std::unique_ptr<SocketLink> link;
     // Notification frames sent during this event-loop turn, not handed to the socket yet:
     // flushOutboxes() hands them over together at the end of the turn. The frames' own bytes,
     // shared with every other recipient, not a copy; outboxBytes is their total size.
-    std::vector<QByteArray> outbox;
+    std::vector<WireFrame> outbox;
     qint64 outboxBytes = 0;
     Identity identity;
     QElapsedTimer lastHeard; // restarted by every frame and pong
@@ -112,8 +120,13 @@ public:
                           const QList<Registry::Listen> &removed);
 
     // Removes the connection from the tables, tells the application (listenerRemoved,
-    // clientDisconnected) and hands back its socket; nullptr when there is no such connection.
-    QWebSocket *removeConnection(ConnectionId id);
+    // clientDisconnected) and hands it back, with its socket (deleted with it unless closed
+    // with closeLink()); nullptr when there is no such connection.
+    std::unique_ptr<Connection> removeConnection(ConnectionId id);
+    // Applies maxFrameSize to the connection's socket.
+    void setLinkMaxFrameSize(Connection &connection);
+    // Closes the socket of a removed connection gracefully.
+    void closeLink(Connection &connection, quint16 closeCode, const QString &reason);
     // Removes the connection from the tables now and closes its socket gracefully.
     void dropConnection(ConnectionId id, quint16 closeCode, const QString &reason);
     // Reads one text frame of a welcomed client and answers it. The fuzzer (fuzz/) calls it
@@ -157,11 +170,16 @@ public:
 private:
     bool isOriginAllowed(const QString &origin) const;
     void accept(QWebSocket *socket, QTcpSocket *tcpSocket);
-    void closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason);
+    // Decides on an upgraded socket, the link of candidate: refuses it, or makes candidate a
+    // connection and welcomes it. wire() connects the socket's signals to the new connection,
+    // before its welcome.
+    void admit(std::unique_ptr<Connection> candidate, const Handshake &handshake,
+               const std::function<void(ConnectionId id)> &wire);
     // Closes a socket that did not become a connection, and tells the log (with the user it
     // claimed to be, when known) and the application why.
-    void refuse(QWebSocket *socket, quint16 closeCode, const QString &reason,
-                const QString &userId = QString());
+    void refuse(std::unique_ptr<Connection> candidate, const Handshake &handshake,
+                quint16 closeCode, const QString &reason, const QString &userId = QString());
+    void onBinaryMessage(ConnectionId id);
     void onHeartbeat();
     // Closes the connections whose credentials have expired (4419), then waits for the next.
     void onExpiry();
