@@ -70,6 +70,22 @@ ServerPrivate::ServerPrivate(Server *server) : q(server)
             cluster.keyRemoved(notifier, key);
     });
     cluster.setBackplane(nullptr);
+    // The default of setWorkerThreads(), so that a deployment (or a test run) can try workers
+    // without a new build.
+    bool ok = false;
+    const int fromEnvironment = qEnvironmentVariableIntValue("QTNOTIF_WORKER_THREADS", &ok);
+    if (ok && fromEnvironment > 0)
+        setWorkerCount(fromEnvironment);
+}
+
+void ServerPrivate::setWorkerCount(int count)
+{
+    stopWorkers();
+    workerCount = count;
+    if (count > 0)
+        acceptor.setIncoming([this](qintptr descriptor) { handOff(descriptor); });
+    else
+        acceptor.setIncoming(nullptr);
 }
 
 bool ServerPrivate::isOriginAllowed(const QString &origin) const
@@ -200,7 +216,188 @@ void ServerPrivate::admit(std::unique_ptr<Connection> candidate, const Handshake
 
 void ServerPrivate::setLinkMaxFrameSize(Connection &connection)
 {
-    connection.link->setMaxFrameSize(maxFrameSize);
+    // A worker applies its own copy of the limit (updateWorkers()) to its sockets.
+    if (connection.link)
+        connection.link->setMaxFrameSize(maxFrameSize);
+}
+
+void ServerPrivate::push(Connection &connection, LinkCommand::Kind kind, QString text,
+                         quint16 closeCode)
+{
+    LinkCommand command;
+    command.kind = kind;
+    command.ticket = connection.ticket;
+    command.closeCode = closeCode;
+    command.text = std::move(text);
+    connection.worker->batch.commands.push_back(std::move(command));
+    scheduleFlush();
+}
+
+void ServerPrivate::ping(Connection &connection)
+{
+    if (connection.link) {
+        connection.link->ping();
+        // Qt answers the client's pings by itself, past send(): a client that sends pings and
+        // reads nothing is caught here.
+        boundSendQueue(connection);
+    } else {
+        push(connection, LinkCommand::Kind::Ping);
+    }
+}
+
+void ServerPrivate::startWorkers()
+{
+    if (workerCount == 0 || !workers.empty())
+        return;
+    const Worker::Settings settings = workerSettings();
+    for (int i = 0; i < workerCount; ++i)
+        workers.push_back(std::make_unique<WorkerThread>(this, ++lastWorkerId, settings));
+}
+
+void ServerPrivate::stopWorkers()
+{
+    if (workers.empty())
+        return;
+    // Connections still on a worker (none after close()) go with it.
+    QList<ConnectionId> remote;
+    for (const auto &[id, c] : connections) {
+        if (c->worker)
+            remote.append(id);
+    }
+    for (ConnectionId id : remote)
+        dropConnection(id, QWebSocketProtocol::CloseCodeGoingAway,
+                       QStringLiteral("server closing"));
+    flushOutboxes();
+    workers.clear(); // each stops its thread once it has run what it was sent
+    nextWorker = 0;
+}
+
+Worker::Settings ServerPrivate::workerSettings() const
+{
+    return { sslConfiguration, acceptor.handshakeTimeout(), maxFrameSize, maxSendQueue };
+}
+
+void ServerPrivate::updateWorkers()
+{
+    const Worker::Settings settings = workerSettings();
+    for (const auto &thread : workers) {
+        Worker *worker = thread->worker();
+        QMetaObject::invokeMethod(
+                worker, [worker, settings] { worker->setSettings(settings); },
+                Qt::QueuedConnection);
+    }
+}
+
+void ServerPrivate::handOff(qintptr descriptor)
+{
+    startWorkers();
+    // Round robin: connections come and go at random, so the counts stay close, and a test
+    // knows where each lands.
+    Worker *worker = workers[nextWorker++ % workers.size()]->worker();
+    QMetaObject::invokeMethod(
+            worker, [worker, descriptor] { worker->adopt(descriptor); }, Qt::QueuedConnection);
+}
+
+WorkerThread *ServerPrivate::workerById(int id) const
+{
+    for (const auto &thread : workers) {
+        if (thread->id() == id)
+            return thread.get();
+    }
+    return nullptr; // a worker stopped since: what it said is stale
+}
+
+Connection *ServerPrivate::connectionOf(int worker, quint64 ticket)
+{
+    WorkerThread *thread = workerById(worker);
+    if (!thread)
+        return nullptr;
+    const auto it = thread->connections.find(ticket);
+    return it == thread->connections.end() ? nullptr : connection(it->second);
+}
+
+void ServerPrivate::onWorkerHandshake(int worker, quint64 ticket, const Handshake &handshake)
+{
+    WorkerThread *thread = workerById(worker);
+    if (!thread)
+        return;
+    auto candidate = std::make_unique<Connection>();
+    candidate->worker = thread;
+    candidate->ticket = ticket;
+    // Upgraded as the server closed: not welcomed by a closed server.
+    if (!acceptor.isListening()) {
+        closeLink(*candidate, QWebSocketProtocol::CloseCodeGoingAway,
+                  QStringLiteral("server closing"));
+        return;
+    }
+    admit(std::move(candidate), handshake, [this, thread, ticket](ConnectionId id) {
+        thread->connections.emplace(ticket, id);
+        LinkCommand admitted;
+        admitted.kind = LinkCommand::Kind::Admit;
+        admitted.ticket = ticket;
+        thread->batch.commands.push_back(std::move(admitted));
+        scheduleFlush();
+    });
+}
+
+void ServerPrivate::onWorkerText(int worker, quint64 ticket, const QString &message)
+{
+    if (Connection *c = connectionOf(worker, ticket))
+        onTextMessage(c->id, message);
+}
+
+void ServerPrivate::onWorkerBinary(int worker, quint64 ticket)
+{
+    if (Connection *c = connectionOf(worker, ticket))
+        onBinaryMessage(c->id);
+}
+
+void ServerPrivate::onWorkerPong(int worker, quint64 ticket)
+{
+    if (Connection *c = connectionOf(worker, ticket))
+        c->lastHeard.restart();
+}
+
+void ServerPrivate::onWorkerGone(int worker, quint64 ticket)
+{
+    if (Connection *c = connectionOf(worker, ticket)) {
+        const ConnectionId id = c->id;
+        removeConnection(id);
+        qCDebug(lcServer) << "connection" << id << "gone";
+    }
+}
+
+void ServerPrivate::onWorkerOverflow(int worker, quint64 ticket, qint64 waiting)
+{
+    Connection *c = connectionOf(worker, ticket);
+    if (!c || c->overflowing)
+        return;
+    // As boundSendQueue() does for the sockets of this thread.
+    c->overflowing = true;
+    qCWarning(lcServer) << "connection" << c->id << "does not read:" << waiting
+                        << "bytes wait for it (limit" << maxSendQueue << "); closing it (4413)";
+    dropConnection(c->id, CloseCode::SlowClient,
+                   QStringLiteral("too slow: %1 bytes unread").arg(waiting));
+}
+
+qsizetype ServerPrivate::handshakesInProgress() const
+{
+    qsizetype count = acceptor.handshakesInProgress();
+    for (const auto &thread : workers) {
+        Worker *worker = thread->worker();
+        QMetaObject::invokeMethod(
+                worker, [worker, &count] { count += worker->handshakesInProgress(); },
+                Qt::BlockingQueuedConnection);
+    }
+    return count;
+}
+
+QThread *ServerPrivate::threadOf(ConnectionId id)
+{
+    const Connection *c = connection(id);
+    if (!c)
+        return nullptr;
+    return c->worker ? static_cast<QThread *>(c->worker) : q->thread();
 }
 
 QString ServerPrivate::welcomeFrame(const Connection &connection) const
@@ -218,9 +415,12 @@ QString ServerPrivate::welcomeFrame(const Connection &connection) const
 
 void ServerPrivate::closeLink(Connection &connection, quint16 closeCode, const QString &reason)
 {
-    // Owned by the server meanwhile, so that a server deleted meanwhile takes the socket with it.
+    // Owned by the server meanwhile, so that a server deleted meanwhile takes the socket with it
+    // (a worker's, by the worker: see ~WorkerThread()).
     if (connection.link)
         connection.link->close(q, q, closeCode, reason);
+    else if (connection.worker)
+        push(connection, LinkCommand::Kind::Close, reason, closeCode);
 }
 
 std::unique_ptr<Connection> ServerPrivate::removeConnection(ConnectionId id)
@@ -230,6 +430,8 @@ std::unique_ptr<Connection> ServerPrivate::removeConnection(ConnectionId id)
         return nullptr;
     flushOutbox(*it->second); // what was sent before it goes, as QWebSocket would have
     std::unique_ptr<Connection> removed = std::move(it->second);
+    if (removed->worker)
+        removed->worker->connections.erase(removed->ticket);
     if (removed->expiry)
         expiries.erase(*removed->expiry);
     connections.erase(it);
@@ -260,8 +462,12 @@ void ServerPrivate::send(Connection &connection, const QString &text)
     if (sendObserver)
         sendObserver(connection.id, text);
     flushOutbox(connection);
-    connection.link->sendText(text);
-    boundSendQueue(connection);
+    if (connection.link) {
+        connection.link->sendText(text);
+        boundSendQueue(connection);
+    } else {
+        push(connection, LinkCommand::Kind::Text, text);
+    }
 }
 
 void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
@@ -271,9 +477,7 @@ void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
     if (sendObserver)
         sendObserver(connection.id, frame.text());
     if (connection.outbox.empty()) {
-        if (outboxes.empty())
-            QMetaObject::invokeMethod(
-                    q, [this] { flushOutboxes(); }, Qt::QueuedConnection);
+        scheduleFlush();
         outboxes.push_back(connection.id);
     }
     connection.outbox.push_back(frame);
@@ -294,21 +498,45 @@ void ServerPrivate::flushOutbox(Connection &connection)
             connection.outbox.clear();
         connection.outboxBytes = 0;
     });
-    connection.link->writeFrames(connection.outbox.data(), connection.outbox.size());
+    if (connection.link) {
+        connection.link->writeFrames(connection.outbox.data(), connection.outbox.size());
+    } else if (connection.worker) {
+        // Moved, not copied: the worker holds the last references of this connection's frames.
+        WorkerBatch &batch = connection.worker->batch;
+        LinkCommand command;
+        command.kind = LinkCommand::Kind::Frames;
+        command.ticket = connection.ticket;
+        command.first = quint32(batch.frames.size());
+        command.count = quint32(connection.outbox.size());
+        batch.commands.push_back(std::move(command));
+        batch.frames.insert(batch.frames.end(), std::make_move_iterator(connection.outbox.begin()),
+                            std::make_move_iterator(connection.outbox.end()));
+    }
 }
 
 void ServerPrivate::flushOutboxes()
 {
+    flushScheduled = false;
     const std::vector<ConnectionId> ids = std::exchange(outboxes, {});
     for (ConnectionId id : ids) {
         if (Connection *c = connection(id))
             flushOutbox(*c);
     }
+    // One queued call per worker and turn, whatever the number of its connections.
+    for (const auto &thread : workers) {
+        if (thread->batch.isEmpty())
+            continue;
+        Worker *worker = thread->worker();
+        QMetaObject::invokeMethod(
+                worker, [worker, batch = std::exchange(thread->batch, {})] { worker->run(batch); },
+                Qt::QueuedConnection);
+    }
 }
 
 void ServerPrivate::boundSendQueue(Connection &connection)
 {
-    if (connection.overflowing)
+    // A worker bounds the queues of its sockets itself (Worker::boundSendQueue()).
+    if (connection.overflowing || !connection.link)
         return;
     // Qt hands the frames of one event-loop turn to the kernel together; only what the kernel
     // will not take counts, so a burst to a client that reads is not mistaken for a stall.
@@ -493,10 +721,7 @@ void ServerPrivate::onHeartbeat()
         if (c->lastHeard.elapsed() > deadline) {
             silent.append(id);
         } else {
-            c->link->ping();
-            // Qt answers the client's pings by itself, past send(): a client that sends pings
-            // and reads nothing is caught here.
-            boundSendQueue(*c);
+            ping(*c);
         }
     }
     for (ConnectionId id : silent) {
@@ -564,6 +789,7 @@ Server::Server(QObject *parent) : QObject(parent), d(std::make_unique<ServerPriv
 Server::~Server()
 {
     close();
+    d->stopWorkers();
     // Notifiers are children of this object; delete them while d still exists, since they
     // unregister from it.
     const auto notifiers = d->notifiers.values();
@@ -573,6 +799,7 @@ Server::~Server()
 
 bool Server::listen(const QHostAddress &address, quint16 port)
 {
+    d->startWorkers();
     if (!d->acceptor.listen(address, port)) {
         d->errorString = d->acceptor.errorString();
         qCWarning(lcServer) << "cannot listen on" << address << port << ":" << d->errorString;
@@ -593,6 +820,37 @@ void Server::close()
     for (ConnectionId id : ids)
         d->dropConnection(id, QWebSocketProtocol::CloseCodeGoingAway,
                           QStringLiteral("server closing"));
+    if (!d->workers.empty()) {
+        // What was just closed first, then the handshakes in progress, as acceptor.close().
+        d->flushOutboxes();
+        for (const auto &thread : d->workers) {
+            Worker *worker = thread->worker();
+            QMetaObject::invokeMethod(
+                    worker, [worker] { worker->closeHandshakes(); }, Qt::BlockingQueuedConnection);
+        }
+    }
+}
+
+bool Server::setWorkerThreads(int count)
+{
+    QString error;
+    if (count < 0)
+        error = QStringLiteral("the number of worker threads cannot be negative");
+    else if (isListening())
+        error = QStringLiteral("close() the server before changing its worker threads");
+    if (!error.isEmpty()) {
+        d->errorString = error;
+        qCWarning(lcServer) << "ignored" << count << "worker threads:" << error;
+        return false;
+    }
+    if (count != d->workerCount)
+        d->setWorkerCount(count);
+    return true;
+}
+
+int Server::workerThreads() const
+{
+    return d->workerCount;
 }
 
 bool Server::isListening() const
@@ -634,6 +892,7 @@ bool Server::setSslConfiguration(const QSslConfiguration &configuration)
     }
     d->sslConfiguration = configuration;
     d->acceptor.setSslConfiguration(configuration);
+    d->updateWorkers();
     return true;
 }
 
@@ -706,6 +965,7 @@ void Server::setMaxFrameSize(qint64 bytes)
     d->maxFrameSize = bytes;
     for (const auto &[id, c] : d->connections)
         d->setLinkMaxFrameSize(*c);
+    d->updateWorkers();
 }
 
 qint64 Server::maxFrameSize() const
@@ -739,8 +999,10 @@ int Server::maxKeySize() const
 
 void Server::setMaxSendQueue(qint64 bytes)
 {
-    if (isPositiveSetting("send queue bound", bytes))
+    if (isPositiveSetting("send queue bound", bytes)) {
         d->maxSendQueue = bytes;
+        d->updateWorkers();
+    }
 }
 
 qint64 Server::maxSendQueue() const
@@ -761,8 +1023,10 @@ int Server::maxConnectionsPerUser() const
 
 void Server::setHandshakeTimeout(std::chrono::milliseconds timeout)
 {
-    if (isPositiveSetting("handshake timeout", timeout.count()))
+    if (isPositiveSetting("handshake timeout", timeout.count())) {
         d->acceptor.setHandshakeTimeout(timeout);
+        d->updateWorkers();
+    }
 }
 
 std::chrono::milliseconds Server::handshakeTimeout() const

@@ -5,6 +5,7 @@
 #include "registry_p.h"
 #include "socketlink_p.h"
 #include "wireframe_p.h"
+#include "worker_p.h"
 
 #include <QtNotif/abstractnotifier.h>
 #include <QtNotif/handshakerequest.h>
@@ -58,9 +59,13 @@ using Expiries = std::multimap<qint64, ConnectionId>;
 struct Connection
 {
     ConnectionId id = 0;
-    // The client's socket, on the server's thread. Every socket operation of the server goes
-    // through ServerPrivate's send(), flushOutbox(), boundSendQueue(), closeLink().
+    // The client's socket, on the server's thread; null with worker threads. Every socket
+    // operation of the server goes through ServerPrivate's send(), flushOutbox(),
+    // boundSendQueue(), closeLink(), ping() and setLinkMaxFrameSize().
     std::unique_ptr<SocketLink> link;
+    // With worker threads: the worker that owns the socket, and the socket's number there.
+    WorkerThread *worker = nullptr;
+    quint64 ticket = 0;
     // Notification frames sent during this event-loop turn, not handed to the socket yet:
     // flushOutboxes() hands them over together at the end of the turn. The frames' own bytes,
     // shared with every other recipient, not a copy; outboxBytes is their total size.
@@ -99,8 +104,22 @@ public:
     // Hands the connection's outbox to its socket now; before anything else is written to it,
     // so that frames keep their order.
     void flushOutbox(Connection &connection);
-    // Flushes every outbox filled during this event-loop turn.
+    // Flushes every outbox filled during this event-loop turn, and hands each worker the
+    // commands of this turn in one batch.
     void flushOutboxes();
+    // Makes sure flushOutboxes() runs at the end of this event-loop turn.
+    void scheduleFlush()
+    {
+        if (!flushScheduled) {
+            flushScheduled = true;
+            QMetaObject::invokeMethod(
+                    q, [this] { flushOutboxes(); }, Qt::QueuedConnection);
+        }
+    }
+    // Queues a command for the worker that owns the connection's socket.
+    void push(Connection &connection, LinkCommand::Kind kind, QString text = QString(),
+              quint16 closeCode = 0);
+    void ping(Connection &connection);
     // Sends a notification frame, behind any still waiting for an asynchronous prepare.
     void sendNotif(Connection &connection, const WireFrame &frame);
     // A place in the client's notification order, filled in later by an asynchronous prepare.
@@ -133,8 +152,31 @@ public:
     // directly, without sockets.
     void onTextMessage(ConnectionId id, const QString &message);
 
+    // Worker threads (Server::setWorkerThreads()), in the server's thread.
+    void setWorkerCount(int count);
+    void startWorkers();
+    void stopWorkers();
+    Worker::Settings workerSettings() const;
+    // Hands the workers the settings they apply, after one changed.
+    void updateWorkers();
+    // Hands an accepted TCP connection to the next worker.
+    void handOff(qintptr descriptor);
+    // What workers tell of their sockets, from the server's event loop. A ticket the server
+    // does not know (refused, or already removed) is ignored, and so is a worker stopped since.
+    void onWorkerHandshake(int worker, quint64 ticket, const Handshake &handshake);
+    void onWorkerText(int worker, quint64 ticket, const QString &message);
+    void onWorkerBinary(int worker, quint64 ticket);
+    void onWorkerPong(int worker, quint64 ticket);
+    void onWorkerGone(int worker, quint64 ticket);
+    void onWorkerOverflow(int worker, quint64 ticket, qint64 waiting);
+    // Connections accepted and not welcomed yet, on every thread (waits for the workers).
+    QTNOTIF_SERVER_EXPORT qsizetype handshakesInProgress() const;
+    // The thread a connection's socket lives in: a worker's, or the server's own without
+    // workers; nullptr when there is no such connection. For tests.
+    QTNOTIF_SERVER_EXPORT QThread *threadOf(ConnectionId id);
+
     Server *q;
-    Acceptor acceptor{ [this](QWebSocket *socket, QTcpSocket *tcpSocket) {
+    Acceptor acceptor{ [this](QWebSocket *socket, QTcpSocket *tcpSocket, Acceptor::Release) {
         accept(socket, tcpSocket);
     } };
     QSslConfiguration sslConfiguration; // null: ws://
@@ -145,6 +187,12 @@ public:
     // Connections whose outbox received frames since the last flushOutboxes() (a flushed one
     // may still be listed).
     std::vector<ConnectionId> outboxes;
+    bool flushScheduled = false;
+    // 0: every socket on the server's thread.
+    int workerCount = 0;
+    std::vector<std::unique_ptr<WorkerThread>> workers; // started at listen()
+    std::size_t nextWorker = 0;
+    int lastWorkerId = 0; // a worker's id is never reused: see workerById()
     QHash<QString, AbstractNotifier *> notifiers;
     QHash<QString, Handler> handlers;
     Authenticator authenticator;
@@ -180,6 +228,9 @@ private:
     void refuse(std::unique_ptr<Connection> candidate, const Handshake &handshake,
                 quint16 closeCode, const QString &reason, const QString &userId = QString());
     void onBinaryMessage(ConnectionId id);
+    // The connection of a worker's socket, nullptr if none.
+    Connection *connectionOf(int worker, quint64 ticket);
+    WorkerThread *workerById(int id) const;
     void onHeartbeat();
     // Closes the connections whose credentials have expired (4419), then waits for the next.
     void onExpiry();

@@ -25,6 +25,9 @@ public:
     SocketLink(QWebSocket *socket, QTcpSocket *tcpSocket);
 
     QWebSocket *socket() const { return m_socket.get(); }
+    QTcpSocket *tcpSocket() const { return m_tcpSocket.data(); }
+    // Hands the socket over to the caller, who now owns it.
+    QWebSocket *release() { return m_socket.release(); }
 
     void sendText(const QString &text) { m_socket->sendTextMessage(text); }
     // Writes frames made once for many clients, after everything written before. Their bytes go
