@@ -122,7 +122,7 @@ void ServerPrivate::accept(QWebSocket *socket, QTcpSocket *tcpSocket)
     // The server owns its sockets through Connection (or closeLink()), not as QObject children.
     socket->setParent(nullptr);
     auto candidate = std::make_unique<Connection>();
-    candidate->link = std::make_unique<SocketLink>(socket, tcpSocket);
+    candidate->link.emplace(socket, tcpSocket);
     admit(std::move(candidate), Handshake::of(*socket), [this, socket](ConnectionId id) {
         QObject::connect(socket, &QWebSocket::textMessageReceived, q,
                          [this, id](const QString &message) { onTextMessage(id, message); });

@@ -59,10 +59,11 @@ using Expiries = std::multimap<qint64, ConnectionId>;
 struct Connection
 {
     ConnectionId id = 0;
-    // The client's socket, on the server's thread; null with worker threads. Every socket
-    // operation of the server goes through ServerPrivate's send(), flushOutbox(),
-    // boundSendQueue(), closeLink(), ping() and setLinkMaxFrameSize().
-    std::unique_ptr<SocketLink> link;
+    // The client's socket, on the server's thread; none with worker threads. Held in place:
+    // sendFrame() reaches it for every delivery. Every socket operation of the server goes
+    // through ServerPrivate's send(), flushOutbox(), boundSendQueue(), closeLink(), ping()
+    // and setLinkMaxFrameSize().
+    std::optional<SocketLink> link;
     // With worker threads: the worker that owns the socket, and the socket's number there.
     WorkerThread *worker = nullptr;
     quint64 ticket = 0;
