@@ -97,13 +97,13 @@ public:
     Connection *connection(ConnectionId id);
     void send(Connection &connection, const QString &text);
     // Closes the connection (4413, from the event loop) when more than maxSendQueue bytes wait
-    // to be sent to it.
+    // to be sent to it. A worker checks its own sockets (Worker::boundSendQueue()).
     void boundSendQueue(Connection &connection);
     // Sends a frame made once for many clients: its bytes go to the TCP socket as they are, at
     // the end of the event-loop turn (the connection's outbox).
     void sendFrame(Connection &connection, const WireFrame &frame);
-    // Hands the connection's outbox to its socket now; before anything else is written to it,
-    // so that frames keep their order.
+    // Hands the connection's outbox to its socket now (to its worker's batch, with workers);
+    // before anything else is written to it, so that frames keep their order.
     void flushOutbox(Connection &connection);
     // Flushes every outbox filled during this event-loop turn, and hands each worker the
     // commands of this turn in one batch.
