@@ -548,7 +548,7 @@ ConnectionId Harness::connect(int s)
     auto owned = std::make_unique<Connection>();
     const ConnectionId id = ++d->lastId;
     owned->id = id;
-    owned->socket.reset(new QWebSocket);
+    owned->link.emplace(new QWebSocket, nullptr);
     owned->identity = identityFor(users[s]);
     owned->lastHeard.start();
     owned->requestTokens = d->requestBurst;
@@ -619,8 +619,7 @@ void Harness::command(char op, const QByteArray &argument)
     Server *server = node.server.get();
     switch (op) {
     case 'd':
-        if (QWebSocket *socket = node.d->removeConnection(me))
-            socket->deleteLater();
+        node.d->removeConnection(me); // deletes its socket
         break;
     case 'k':
         server->disconnectClient(me, 1000, QStringLiteral("kicked"));

@@ -30,6 +30,19 @@ void logTlsFailure(QSslSocket *socket, QAbstractSocket::SocketError error)
         qCInfo(lcServer) << "TLS handshake with" << peer << "failed:" << socket->errorString();
 }
 
+// Hands the descriptors of the connections it accepts to another thread's acceptor.
+class HandingServer : public QTcpServer
+{
+public:
+    explicit HandingServer(Acceptor::Incoming incoming) : m_incoming(std::move(incoming)) { }
+
+protected:
+    void incomingConnection(qintptr descriptor) override { m_incoming(descriptor); }
+
+private:
+    Acceptor::Incoming m_incoming;
+};
+
 } // namespace
 
 Acceptor::Acceptor(Upgraded upgraded) : m_upgraded(std::move(upgraded))
@@ -50,6 +63,10 @@ void Acceptor::makeServers(bool secure)
 
     m_pending.clear();
     m_held.clear();
+    if (m_incoming) {
+        m_tcpServer = std::make_unique<HandingServer>(m_incoming);
+        return;
+    }
     if (secure) {
         auto tls = std::make_unique<QSslServer>();
         tls->setSslConfiguration(m_sslConfiguration);
@@ -61,6 +78,49 @@ void Acceptor::makeServers(bool secure)
     }
     QObject::connect(m_tcpServer.get(), &QTcpServer::pendingConnectionAvailable, m_tcpServer.get(),
                      [this] { onPendingConnections(); });
+}
+
+void Acceptor::setIncoming(Incoming incoming)
+{
+    m_incoming = std::move(incoming);
+    makeServers(!m_sslConfiguration.isNull());
+}
+
+void Acceptor::adopt(qintptr descriptor)
+{
+    if (m_sslConfiguration.isNull()) {
+        // As QTcpServer::incomingConnection() makes its sockets.
+        auto *socket = new QTcpSocket(m_tcpServer.get());
+        socket->setSocketDescriptor(descriptor);
+        take(socket);
+        return;
+    }
+    // As QSslServer::incomingConnection() does: the TLS handshake within the handshake
+    // timeout, then the upgrade request.
+    auto *socket = new QSslSocket(m_tcpServer.get());
+    socket->setSslConfiguration(m_sslConfiguration);
+    if (!socket->setSocketDescriptor(descriptor)) {
+        delete socket;
+        return;
+    }
+    auto *timer = new QTimer(socket);
+    timer->setSingleShot(true);
+    QObject::connect(timer, &QTimer::timeout, socket, [socket] {
+        socket->abort();
+        socket->deleteLater();
+    });
+    timer->start(m_handshakeTimeout);
+    QObject::connect(socket, &QSslSocket::errorOccurred, timer,
+                     [socket](QAbstractSocket::SocketError error) {
+                         logTlsFailure(socket, error);
+                         socket->deleteLater();
+                     });
+    QObject::connect(socket, &QSslSocket::encrypted, timer, [this, socket, timer] {
+        QObject::disconnect(socket, nullptr, timer, nullptr);
+        timer->deleteLater();
+        take(socket);
+    });
+    socket->startServerEncryption();
 }
 
 bool Acceptor::listen(const QHostAddress &address, quint16 port)
@@ -138,29 +198,33 @@ void Acceptor::setHandshakeTimeout(std::chrono::milliseconds timeout)
 
 void Acceptor::onPendingConnections()
 {
-    while (QTcpSocket *socket = m_tcpServer->nextPendingConnection()) {
-        // Notifications are small frames sent as they happen to clients that mostly only
-        // read: Nagle's algorithm would hold one back until the client's delayed ACK, up to
-        // 40 ms (docs/performance.md measured p99 45 ms, and a quarter of the throughput).
-        socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
-        // Never more than a request's worth buffered before the request is complete.
-        socket->setReadBufferSize(MaxRequestSize);
-        auto *timer = new QTimer(socket);
-        timer->setSingleShot(true);
-        QObject::connect(timer, &QTimer::timeout, socket, [socket] {
-            qCDebug(lcServer) << socket->peerAddress() << "sent no upgrade request in time";
-            socket->abort();
-        });
-        timer->start(m_handshakeTimeout);
-        m_pending.insert(socket, { QByteArray(), 0, timer });
-        QObject::connect(socket, &QTcpSocket::readyRead, socket,
-                         [this, socket] { readRequest(socket); });
-        QObject::connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
-        QObject::connect(socket, &QObject::destroyed, m_tcpServer.get(),
-                         [this, socket] { m_pending.remove(socket); });
-        if (socket->bytesAvailable() > 0)
-            readRequest(socket);
-    }
+    while (QTcpSocket *socket = m_tcpServer->nextPendingConnection())
+        take(socket);
+}
+
+void Acceptor::take(QTcpSocket *socket)
+{
+    // Notifications are small frames sent as they happen to clients that mostly only
+    // read: Nagle's algorithm would hold one back until the client's delayed ACK, up to
+    // 40 ms (docs/performance.md measured p99 45 ms, and a quarter of the throughput).
+    socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
+    // Never more than a request's worth buffered before the request is complete.
+    socket->setReadBufferSize(MaxRequestSize);
+    auto *timer = new QTimer(socket);
+    timer->setSingleShot(true);
+    QObject::connect(timer, &QTimer::timeout, socket, [socket] {
+        qCDebug(lcServer) << socket->peerAddress() << "sent no upgrade request in time";
+        socket->abort();
+    });
+    timer->start(m_handshakeTimeout);
+    m_pending.insert(socket, { QByteArray(), 0, timer });
+    QObject::connect(socket, &QTcpSocket::readyRead, socket,
+                     [this, socket] { readRequest(socket); });
+    QObject::connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+    QObject::connect(socket, &QObject::destroyed, m_tcpServer.get(),
+                     [this, socket] { m_pending.remove(socket); });
+    if (socket->bytesAvailable() > 0)
+        readRequest(socket);
 }
 
 void Acceptor::readRequest(QTcpSocket *socket)
@@ -217,13 +281,31 @@ void Acceptor::onUpgraded()
     while (QWebSocket *webSocket = m_webSocketServer->nextPendingConnection()) {
         const Held held = m_held.take({ webSocket->peerAddress(), webSocket->peerPort() });
         QPointer<QTcpSocket> socket = held.socket;
+        if (m_holdFrames) {
+            if (socket)
+                socket->blockSignals(true);
+            m_upgraded(webSocket, socket.data(),
+                       [webSocket = QPointer<QWebSocket>(webSocket), socket, held] {
+                           if (webSocket)
+                               webSocket->setReadBufferSize(0);
+                           if (!socket)
+                               return;
+                           socket->blockSignals(false);
+                           socket->setReadBufferSize(0);
+                           for (qsizetype i = held.bytes.size() - 1; i >= 0; --i)
+                               socket->ungetChar(held.bytes.at(i));
+                           if (socket->bytesAvailable() > 0)
+                               Q_EMIT socket->readyRead();
+                       });
+            continue;
+        }
         webSocket->setReadBufferSize(0); // its copy of the limit
         if (socket) {
             socket->setReadBufferSize(0);
             for (qsizetype i = held.bytes.size() - 1; i >= 0; --i)
                 socket->ungetChar(held.bytes.at(i));
         }
-        m_upgraded(webSocket, socket.data());
+        m_upgraded(webSocket, socket.data(), {});
         // QWebSocket reads on readyRead. Signalled after m_upgraded() has connected its slots.
         if (socket && socket->bytesAvailable() > 0)
             Q_EMIT socket->readyRead();

@@ -29,10 +29,15 @@ namespace QtNotif {
 class Acceptor
 {
 public:
+    // Lets Qt's WebSocket layer read the frames of an upgraded socket held back (see
+    // setHoldFrames()): those that followed its upgrade request, then the network's.
+    using Release = std::function<void()>;
     // Called with each upgraded socket, which the callee owns, and the TCP (or TLS) socket it
     // reads and writes, which it owns (null if that one is already gone). Its slots connected
-    // when the call returns see every frame the client sent after its upgrade request.
-    using Upgraded = std::function<void(QWebSocket *socket, QTcpSocket *tcpSocket)>;
+    // when the call returns see every frame the client sent after its upgrade request; or,
+    // with setHoldFrames(), those connected when it calls release.
+    using Upgraded
+            = std::function<void(QWebSocket *socket, QTcpSocket *tcpSocket, Release release)>;
 
     // The largest upgrade request read (its headers, a JWT among them). A larger one gets
     // the HTTP status 431. Qt's own limit is 8 KiB per header line.
@@ -40,8 +45,19 @@ public:
     // Connections the kernel may hold for the acceptor to take.
     static constexpr int ListenBacklog = 4096;
 
+    // Called in the acceptor's thread with the descriptor of each TCP connection accepted, when
+    // another acceptor (a worker's, see Worker) is to read its upgrade request: adopt() there.
+    using Incoming = std::function<void(qintptr descriptor)>;
+
     explicit Acceptor(Upgraded upgraded);
     ~Acceptor();
+
+    // Hands accepted connections to incoming instead of upgrading them here; a null function
+    // upgrades them here, the default. Only while not listening.
+    void setIncoming(Incoming incoming);
+    // Reads the upgrade request of a TCP connection accepted by another acceptor (with its TLS
+    // handshake first for wss://), as if this one had accepted it.
+    void adopt(qintptr descriptor);
 
     bool listen(const QHostAddress &address, quint16 port);
     // Stops listening and drops the connections still in their handshake.
@@ -58,6 +74,12 @@ public:
     // How long a TCP connection may take to send its upgrade request once accepted (and,
     // with wss://, to finish its TLS handshake before that, as long again).
     void setHandshakeTimeout(std::chrono::milliseconds timeout);
+    // Whether Qt reads no frame of an upgraded socket until the callee calls the release it
+    // was given (a worker's acceptor, until the server's thread has welcomed the client: on the
+    // server's thread, that happens before the callback returns). Meanwhile the TCP socket's
+    // signals are blocked: QWebSocket reads nothing, and sees no disconnection either (the
+    // callee checks the TCP socket's state after release). Off by default: an empty release.
+    void setHoldFrames(bool hold) { m_holdFrames = hold; }
     std::chrono::milliseconds handshakeTimeout() const { return m_handshakeTimeout; }
     // Connections accepted and not yet upgraded.
     qsizetype handshakesInProgress() const { return m_pending.size() + m_held.size(); }
@@ -74,11 +96,15 @@ private:
 
     void makeServers(bool secure);
     void onPendingConnections();
+    // Starts reading the upgrade request of an accepted connection.
+    void take(QTcpSocket *socket);
     void readRequest(QTcpSocket *socket);
     void handOver(QTcpSocket *socket, Pending &pending, qsizetype requestSize);
     void onUpgraded();
 
     Upgraded m_upgraded;
+    Incoming m_incoming;
+    bool m_holdFrames = false;
     QSslConfiguration m_sslConfiguration;
     std::chrono::milliseconds m_handshakeTimeout{ 10000 };
     QString m_errorString;

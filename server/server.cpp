@@ -14,12 +14,6 @@
 
 #include <algorithm>
 
-#ifdef Q_OS_LINUX
-#include <sys/socket.h>
-#include <sys/types.h>
-#include <sys/uio.h>
-#endif
-
 namespace QtNotif {
 
 Q_LOGGING_CATEGORY(lcServer, "qtnotif.server", QtInfoMsg)
@@ -38,21 +32,29 @@ bool isPositiveSetting(const char *what, qint64 value)
     return false;
 }
 
-// How long a closing socket may take to finish the close handshake before it is aborted.
-constexpr int CloseTimeoutMs = 5000;
+} // namespace
 
-HandshakeRequest handshakeRequestOf(const QWebSocket &socket)
+Handshake Handshake::of(const QWebSocket &socket)
 {
+    Handshake handshake;
+    handshake.connected = socket.state() == QAbstractSocket::ConnectedState;
+    if (!handshake.connected) {
+        handshake.closeCode = int(socket.closeCode());
+        handshake.closeReason = socket.closeReason();
+        return handshake;
+    }
+    handshake.subprotocol = socket.subprotocol();
+    handshake.origin = socket.origin();
+    handshake.peer = socket.peerAddress();
     const QNetworkRequest request = socket.request();
     QList<QPair<QByteArray, QByteArray>> headers;
     const QList<QByteArray> names = request.rawHeaderList();
     headers.reserve(names.size());
     for (const QByteArray &name : names)
         headers.append({ name, request.rawHeader(name) });
-    return HandshakeRequest(request.url(), headers, socket.peerAddress());
+    handshake.request = HandshakeRequest(request.url(), headers, handshake.peer);
+    return handshake;
 }
-
-} // namespace
 
 ServerPrivate::ServerPrivate(Server *server) : q(server)
 {
@@ -68,6 +70,22 @@ ServerPrivate::ServerPrivate(Server *server) : q(server)
             cluster.keyRemoved(notifier, key);
     });
     cluster.setBackplane(nullptr);
+    // The default of setWorkerThreads(), so that a deployment (or a test run) can try workers
+    // without a new build.
+    bool ok = false;
+    const int fromEnvironment = qEnvironmentVariableIntValue("QTNOTIF_WORKER_THREADS", &ok);
+    if (ok && fromEnvironment > 0)
+        setWorkerCount(fromEnvironment);
+}
+
+void ServerPrivate::setWorkerCount(int count)
+{
+    stopWorkers();
+    workerCount = count;
+    if (count > 0)
+        acceptor.setIncoming([this](qintptr descriptor) { handOff(descriptor); });
+    else
+        acceptor.setIncoming(nullptr);
 }
 
 bool ServerPrivate::isOriginAllowed(const QString &origin) const
@@ -88,69 +106,94 @@ Connection *ServerPrivate::connection(ConnectionId id)
     return it == connections.end() ? nullptr : it->second.get();
 }
 
-void ServerPrivate::refuse(QWebSocket *socket, quint16 closeCode, const QString &reason,
-                           const QString &userId)
+void ServerPrivate::refuse(std::unique_ptr<Connection> candidate, const Handshake &handshake,
+                           quint16 closeCode, const QString &reason, const QString &userId)
 {
     if (userId.isEmpty())
-        qCInfo(lcServer) << "refused" << socket->peerAddress() << reason;
+        qCInfo(lcServer) << "refused" << handshake.peer << reason;
     else
-        qCInfo(lcServer) << "refused" << socket->peerAddress() << "as" << userId << ":" << reason;
-    closeSocket(socket, closeCode, reason);
+        qCInfo(lcServer) << "refused" << handshake.peer << "as" << userId << ":" << reason;
+    closeLink(*candidate, closeCode, reason);
     Q_EMIT q->clientRefused(reason);
 }
 
 void ServerPrivate::accept(QWebSocket *socket, QTcpSocket *tcpSocket)
 {
-    // The server owns its sockets through Connection (or closeSocket()), not as QObject children.
+    // The server owns its sockets through Connection (or closeLink()), not as QObject children.
     socket->setParent(nullptr);
+    auto candidate = std::make_unique<Connection>();
+    candidate->link.emplace(socket, tcpSocket);
+    admit(std::move(candidate), Handshake::of(*socket), [this, socket](ConnectionId id) {
+        QObject::connect(socket, &QWebSocket::textMessageReceived, q,
+                         [this, id](const QString &message) { onTextMessage(id, message); });
+        QObject::connect(socket, &QWebSocket::binaryMessageReceived, q,
+                         [this, id] { onBinaryMessage(id); });
+        QObject::connect(socket, &QWebSocket::pong, q, [this, id] {
+            if (Connection *c = connection(id)) {
+                c->lastHeard.restart();
+                boundSendQueue(*c); // the pongs Qt sends by itself count too
+            }
+        });
+        QObject::connect(socket, &QWebSocket::disconnected, q, [this, id] {
+            if (removeConnection(id))
+                qCDebug(lcServer) << "connection" << id << "gone";
+        });
+    });
+}
+
+void ServerPrivate::onBinaryMessage(ConnectionId id)
+{
+    if (Connection *c = connection(id)) {
+        c->lastHeard.restart();
+        send(*c, errorFrame(ErrorCode::BinaryFrame,
+                            QStringLiteral("qtnotif.v1 uses text frames only")));
+    }
+}
+
+void ServerPrivate::admit(std::unique_ptr<Connection> candidate, const Handshake &handshake,
+                          const std::function<void(ConnectionId id)> &wire)
+{
     // A socket the peer closed meanwhile must not become a connection that nothing would ever
     // remove.
-    if (socket->state() != QAbstractSocket::ConnectedState) {
+    if (!handshake.connected) {
         qCInfo(lcServer) << "dropped a connection the WebSocket layer closed before its welcome:"
-                         << int(socket->closeCode()) << socket->closeReason();
-        socket->deleteLater();
+                         << handshake.closeCode << handshake.closeReason;
         return;
     }
-    if (socket->subprotocol() != Subprotocol) {
-        return refuse(socket, CloseCode::ProtocolViolation,
+    if (handshake.subprotocol != Subprotocol) {
+        return refuse(std::move(candidate), handshake, CloseCode::ProtocolViolation,
                       QStringLiteral("offer the WebSocket subprotocol qtnotif.v1"));
     }
     // Before the authenticator: a page of another site would come with this site's cookies.
-    if (!isOriginAllowed(socket->origin())) {
-        return refuse(socket, CloseCode::OriginNotAllowed,
-                      QStringLiteral("origin not allowed: %1").arg(socket->origin().left(80)));
+    if (!isOriginAllowed(handshake.origin)) {
+        return refuse(std::move(candidate), handshake, CloseCode::OriginNotAllowed,
+                      QStringLiteral("origin not allowed: %1").arg(handshake.origin.left(80)));
     }
     const AuthResult auth
-            = authenticator ? authenticator(handshakeRequestOf(*socket)) : AuthResult::anonymous();
+            = authenticator ? authenticator(handshake.request) : AuthResult::anonymous();
     const bool expired = auth.isExpired()
                          || (auth.isAccepted() && auth.expiresAt().isValid()
                              && auth.expiresAt() <= QDateTime::currentDateTimeUtc());
     if (expired) {
-        return refuse(socket, CloseCode::CredentialsExpired,
+        return refuse(std::move(candidate), handshake, CloseCode::CredentialsExpired,
                       auth.reason().isEmpty() ? QStringLiteral("token expired") : auth.reason(),
                       auth.identity().userId());
     }
     if (!auth.isAccepted()) {
-        return refuse(socket, CloseCode::AuthenticationRefused,
+        return refuse(std::move(candidate), handshake, CloseCode::AuthenticationRefused,
                       auth.reason().isEmpty() ? QStringLiteral("authentication refused")
                                               : auth.reason());
     }
     const QString userId = auth.identity().userId();
     if (!userId.isEmpty() && registry.connectionsOfUser(userId).size() >= maxConnectionsPerUser) {
-        return refuse(socket, CloseCode::TooManyConnections,
+        return refuse(std::move(candidate), handshake, CloseCode::TooManyConnections,
                       QStringLiteral("at most %1 connections per user").arg(maxConnectionsPerUser),
                       userId);
     }
 
-    auto owned = std::make_unique<Connection>();
+    std::unique_ptr<Connection> owned = std::move(candidate);
     const ConnectionId id = ++lastId;
     owned->id = id;
-    owned->socket.reset(socket);
-    owned->tcpSocket = tcpSocket;
-#ifdef Q_OS_LINUX
-    if (tcpSocket && !qobject_cast<QSslSocket *>(tcpSocket))
-        owned->descriptor = tcpSocket->socketDescriptor();
-#endif
     owned->identity = auth.identity();
     owned->lastHeard.start();
     owned->requestTokens = requestBurst;
@@ -160,30 +203,8 @@ void ServerPrivate::accept(QWebSocket *socket, QTcpSocket *tcpSocket)
         if (*owned->expiry == expiries.begin())
             scheduleExpiry();
     }
-    socket->setMaxAllowedIncomingMessageSize(quint64(maxFrameSize));
-    socket->setMaxAllowedIncomingFrameSize(quint64(maxFrameSize));
-
-    QObject::connect(socket, &QWebSocket::textMessageReceived, q,
-                     [this, id](const QString &message) { onTextMessage(id, message); });
-    QObject::connect(socket, &QWebSocket::binaryMessageReceived, q, [this, id] {
-        if (Connection *c = connection(id)) {
-            c->lastHeard.restart();
-            send(*c, errorFrame(ErrorCode::BinaryFrame,
-                                QStringLiteral("qtnotif.v1 uses text frames only")));
-        }
-    });
-    QObject::connect(socket, &QWebSocket::pong, q, [this, id] {
-        if (Connection *c = connection(id)) {
-            c->lastHeard.restart();
-            boundSendQueue(*c); // the pongs Qt sends by itself count too
-        }
-    });
-    QObject::connect(socket, &QWebSocket::disconnected, q, [this, id] {
-        if (QWebSocket *gone = removeConnection(id)) {
-            qCDebug(lcServer) << "connection" << id << "gone";
-            gone->deleteLater();
-        }
-    });
+    setLinkMaxFrameSize(*owned);
+    wire(id);
 
     registry.addConnection(id, owned->identity.userId());
     Connection &c = *owned;
@@ -191,6 +212,192 @@ void ServerPrivate::accept(QWebSocket *socket, QTcpSocket *tcpSocket)
     send(c, welcomeFrame(c));
     qCDebug(lcServer) << "connection" << id << "welcomed as" << c.identity.userId();
     Q_EMIT q->clientConnected(id, c.identity);
+}
+
+void ServerPrivate::setLinkMaxFrameSize(Connection &connection)
+{
+    // A worker applies its own copy of the limit (updateWorkers()) to its sockets.
+    if (connection.link)
+        connection.link->setMaxFrameSize(maxFrameSize);
+}
+
+void ServerPrivate::push(Connection &connection, LinkCommand::Kind kind, QString text,
+                         quint16 closeCode)
+{
+    LinkCommand command;
+    command.kind = kind;
+    command.ticket = connection.ticket;
+    command.closeCode = closeCode;
+    command.text = std::move(text);
+    connection.worker->batch.commands.push_back(std::move(command));
+    scheduleFlush();
+}
+
+void ServerPrivate::ping(Connection &connection)
+{
+    if (connection.link) {
+        connection.link->ping();
+        // Qt answers the client's pings by itself, past send(): a client that sends pings and
+        // reads nothing is caught here.
+        boundSendQueue(connection);
+    } else {
+        push(connection, LinkCommand::Kind::Ping);
+    }
+}
+
+void ServerPrivate::startWorkers()
+{
+    if (workerCount == 0 || !workers.empty())
+        return;
+    const Worker::Settings settings = workerSettings();
+    for (int i = 0; i < workerCount; ++i)
+        workers.push_back(std::make_unique<WorkerThread>(this, ++lastWorkerId, settings));
+}
+
+void ServerPrivate::stopWorkers()
+{
+    if (workers.empty())
+        return;
+    // Connections still on a worker (none after close()) go with it.
+    QList<ConnectionId> remote;
+    for (const auto &[id, c] : connections) {
+        if (c->worker)
+            remote.append(id);
+    }
+    for (ConnectionId id : remote)
+        dropConnection(id, QWebSocketProtocol::CloseCodeGoingAway,
+                       QStringLiteral("server closing"));
+    flushOutboxes();
+    workers.clear(); // each stops its thread once it has run what it was sent
+    nextWorker = 0;
+}
+
+Worker::Settings ServerPrivate::workerSettings() const
+{
+    return { sslConfiguration, acceptor.handshakeTimeout(), maxFrameSize, maxSendQueue };
+}
+
+void ServerPrivate::updateWorkers()
+{
+    const Worker::Settings settings = workerSettings();
+    for (const auto &thread : workers) {
+        Worker *worker = thread->worker();
+        QMetaObject::invokeMethod(
+                worker, [worker, settings] { worker->setSettings(settings); },
+                Qt::QueuedConnection);
+    }
+}
+
+void ServerPrivate::handOff(qintptr descriptor)
+{
+    startWorkers();
+    // Round robin: connections come and go at random, so the counts stay close, and a test
+    // knows where each lands.
+    Worker *worker = workers[nextWorker++ % workers.size()]->worker();
+    QMetaObject::invokeMethod(
+            worker, [worker, descriptor] { worker->adopt(descriptor); }, Qt::QueuedConnection);
+}
+
+WorkerThread *ServerPrivate::workerById(int id) const
+{
+    for (const auto &thread : workers) {
+        if (thread->id() == id)
+            return thread.get();
+    }
+    return nullptr; // a worker stopped since: what it said is stale
+}
+
+Connection *ServerPrivate::connectionOf(int worker, quint64 ticket)
+{
+    WorkerThread *thread = workerById(worker);
+    if (!thread)
+        return nullptr;
+    const auto it = thread->connections.find(ticket);
+    return it == thread->connections.end() ? nullptr : connection(it->second);
+}
+
+void ServerPrivate::onWorkerHandshake(int worker, quint64 ticket, const Handshake &handshake)
+{
+    WorkerThread *thread = workerById(worker);
+    if (!thread)
+        return;
+    auto candidate = std::make_unique<Connection>();
+    candidate->worker = thread;
+    candidate->ticket = ticket;
+    // Upgraded as the server closed: not welcomed by a closed server.
+    if (!acceptor.isListening()) {
+        closeLink(*candidate, QWebSocketProtocol::CloseCodeGoingAway,
+                  QStringLiteral("server closing"));
+        return;
+    }
+    admit(std::move(candidate), handshake, [this, thread, ticket](ConnectionId id) {
+        thread->connections.emplace(ticket, id);
+        LinkCommand admitted;
+        admitted.kind = LinkCommand::Kind::Admit;
+        admitted.ticket = ticket;
+        thread->batch.commands.push_back(std::move(admitted));
+        scheduleFlush();
+    });
+}
+
+void ServerPrivate::onWorkerText(int worker, quint64 ticket, const QString &message)
+{
+    if (Connection *c = connectionOf(worker, ticket))
+        onTextMessage(c->id, message);
+}
+
+void ServerPrivate::onWorkerBinary(int worker, quint64 ticket)
+{
+    if (Connection *c = connectionOf(worker, ticket))
+        onBinaryMessage(c->id);
+}
+
+void ServerPrivate::onWorkerPong(int worker, quint64 ticket)
+{
+    if (Connection *c = connectionOf(worker, ticket))
+        c->lastHeard.restart();
+}
+
+void ServerPrivate::onWorkerGone(int worker, quint64 ticket)
+{
+    if (Connection *c = connectionOf(worker, ticket)) {
+        const ConnectionId id = c->id;
+        removeConnection(id);
+        qCDebug(lcServer) << "connection" << id << "gone";
+    }
+}
+
+void ServerPrivate::onWorkerOverflow(int worker, quint64 ticket, qint64 waiting)
+{
+    Connection *c = connectionOf(worker, ticket);
+    if (!c || c->overflowing)
+        return;
+    // As boundSendQueue() does for the sockets of this thread.
+    c->overflowing = true;
+    qCWarning(lcServer) << "connection" << c->id << "does not read:" << waiting
+                        << "bytes wait for it (limit" << maxSendQueue << "); closing it (4413)";
+    dropConnection(c->id, CloseCode::SlowClient,
+                   QStringLiteral("too slow: %1 bytes unread").arg(waiting));
+}
+
+qsizetype ServerPrivate::handshakesInProgress() const
+{
+    qsizetype count = acceptor.handshakesInProgress();
+    for (const auto &thread : workers) {
+        Worker *worker = thread->worker();
+        QMetaObject::invokeMethod(
+                worker, [worker, &count] { count += worker->handshakesInProgress(); },
+                Qt::BlockingQueuedConnection);
+    }
+    return count;
+}
+
+QThread *ServerPrivate::threadOf(ConnectionId id)
+{
+    const Connection *c = connection(id);
+    if (!c)
+        return nullptr;
+    return c->worker ? static_cast<QThread *>(c->worker) : q->thread();
 }
 
 QString ServerPrivate::welcomeFrame(const Connection &connection) const
@@ -206,40 +413,38 @@ QString ServerPrivate::welcomeFrame(const Connection &connection) const
                     { QLatin1String("limits"), limits } });
 }
 
-void ServerPrivate::closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason)
+void ServerPrivate::closeLink(Connection &connection, quint16 closeCode, const QString &reason)
 {
-    QObject::disconnect(socket, nullptr, q, nullptr);
-    // Parented to the server so that a server deleted meanwhile takes the socket with it.
-    socket->setParent(q);
-    QObject::connect(socket, &QWebSocket::disconnected, socket, &QObject::deleteLater);
-    QTimer::singleShot(CloseTimeoutMs, socket, [socket] {
-        socket->abort();
-        socket->deleteLater();
-    });
-    socket->close(QWebSocketProtocol::CloseCode(closeCode), reason);
+    // Owned by the server meanwhile, so that a server deleted meanwhile takes the socket with it
+    // (a worker's, by the worker: see ~WorkerThread()).
+    if (connection.link)
+        connection.link->close(q, q, closeCode, reason);
+    else if (connection.worker)
+        push(connection, LinkCommand::Kind::Close, reason, closeCode);
 }
 
-QWebSocket *ServerPrivate::removeConnection(ConnectionId id)
+std::unique_ptr<Connection> ServerPrivate::removeConnection(ConnectionId id)
 {
     const auto it = connections.find(id);
     if (it == connections.end())
         return nullptr;
     flushOutbox(*it->second); // what was sent before it goes, as QWebSocket would have
-    const Identity identity = it->second->identity;
-    QWebSocket *socket = it->second->socket.release();
-    if (it->second->expiry)
-        expiries.erase(*it->second->expiry);
+    std::unique_ptr<Connection> removed = std::move(it->second);
+    if (removed->worker)
+        removed->worker->connections.erase(removed->ticket);
+    if (removed->expiry)
+        expiries.erase(*removed->expiry);
     connections.erase(it);
     ++removedConnections;
-    listenersRemoved(id, identity, registry.removeConnection(id));
+    listenersRemoved(id, removed->identity, registry.removeConnection(id));
     Q_EMIT q->clientDisconnected(id);
-    return socket;
+    return removed;
 }
 
 void ServerPrivate::dropConnection(ConnectionId id, quint16 closeCode, const QString &reason)
 {
-    if (QWebSocket *socket = removeConnection(id))
-        closeSocket(socket, closeCode, reason);
+    if (const std::unique_ptr<Connection> removed = removeConnection(id))
+        closeLink(*removed, closeCode, reason);
 }
 
 void ServerPrivate::listenersRemoved(ConnectionId id, const Identity &identity,
@@ -258,8 +463,12 @@ void ServerPrivate::send(Connection &connection, const QString &text)
     if (sendObserver)
         sendObserver(connection.id, text);
     flushOutbox(connection);
-    connection.socket->sendTextMessage(text);
-    boundSendQueue(connection);
+    if (connection.link) {
+        connection.link->sendText(text);
+        boundSendQueue(connection);
+    } else {
+        push(connection, LinkCommand::Kind::Text, text);
+    }
 }
 
 void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
@@ -268,26 +477,12 @@ void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
         return;
     if (sendObserver)
         sendObserver(connection.id, frame.text());
-    // QWebSocket writes whole frames to the same TCP socket, so frames written here between
-    // its own stay whole and in order (the outbox is flushed before QWebSocket writes). Past
-    // the size at which QWebSocket would fragment a message, and once it is closing (no data
-    // frame may follow its close frame), QWebSocket sends the text itself, as it always did.
-    QWebSocket *socket = connection.socket.get();
-    if (connection.tcpSocket && socket->state() == QAbstractSocket::ConnectedState
-        && quint64(frame.payload().size()) <= socket->outgoingFrameSize()) {
-        if (connection.outbox.empty()) {
-            if (outboxes.empty()) {
-                QMetaObject::invokeMethod(
-                        q, [this] { flushOutboxes(); }, Qt::QueuedConnection);
-            }
-            outboxes.push_back(connection.id);
-        }
-        connection.outbox.push_back(frame.bytes());
-        connection.outboxBytes += frame.bytes().size();
-    } else {
-        flushOutbox(connection);
-        socket->sendTextMessage(frame.text());
+    if (connection.outbox.empty()) {
+        scheduleFlush();
+        outboxes.push_back(connection.id);
     }
+    connection.outbox.push_back(frame);
+    connection.outboxBytes += frame.bytes().size();
     boundSendQueue(connection);
 }
 
@@ -304,71 +499,53 @@ void ServerPrivate::flushOutbox(Connection &connection)
             connection.outbox.clear();
         connection.outboxBytes = 0;
     });
-    const std::vector<QByteArray> &frames = connection.outbox;
-    QTcpSocket *tcpSocket = connection.tcpSocket.data();
-    if (!tcpSocket || connection.socket->state() != QAbstractSocket::ConnectedState)
-        return;           // gone or closing: QWebSocket would not have sent them either
-    std::size_t next = 0; // the first frame not fully written
-    qint64 offset = 0;    // how much of it was written
-#ifdef Q_OS_LINUX
-    // Straight to the kernel when Qt holds nothing back for this socket: the frames of a turn
-    // go in one system call, as Qt's own flush would make, gathered from where they are,
-    // without enabling and disabling the socket's write notifier (in GLib's event dispatcher
-    // that costs time in proportion to the number of sockets). What the kernel does not take,
-    // and any error, is left to Qt.
-    if (connection.descriptor >= 0 && tcpSocket->bytesToWrite() == 0) {
-        constexpr std::size_t MaxParts = 64; // well under IOV_MAX
-        while (next < frames.size()) {
-            iovec parts[MaxParts];
-            std::size_t count = 0;
-            qint64 size = 0;
-            for (; count < MaxParts && next + count < frames.size(); ++count) {
-                const QByteArray &frame = frames[next + count];
-                parts[count] = { const_cast<char *>(frame.constData()), std::size_t(frame.size()) };
-                size += frame.size();
-            }
-            msghdr message = {};
-            message.msg_iov = parts;
-            message.msg_iovlen = count;
-            const ssize_t sent
-                    = ::sendmsg(int(connection.descriptor), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (sent <= 0)
-                break;
-            qint64 left = sent;
-            while (left > 0 && left >= frames[next].size())
-                left -= frames[next++].size();
-            offset = left;
-            if (sent < size)
-                break;
-        }
-    }
-#endif
-    for (; next < frames.size(); ++next, offset = 0) {
-        const QByteArray &frame = frames[next];
-        tcpSocket->write(frame.constData() + offset, frame.size() - offset);
+    if (connection.link) {
+        connection.link->writeFrames(connection.outbox.data(), connection.outbox.size());
+    } else if (connection.worker) {
+        // Moved, not copied: the worker holds the last references of this connection's frames.
+        WorkerBatch &batch = connection.worker->batch;
+        LinkCommand command;
+        command.kind = LinkCommand::Kind::Frames;
+        command.ticket = connection.ticket;
+        command.first = quint32(batch.frames.size());
+        command.count = quint32(connection.outbox.size());
+        batch.commands.push_back(std::move(command));
+        batch.frames.insert(batch.frames.end(), std::make_move_iterator(connection.outbox.begin()),
+                            std::make_move_iterator(connection.outbox.end()));
     }
 }
 
 void ServerPrivate::flushOutboxes()
 {
+    flushScheduled = false;
     const std::vector<ConnectionId> ids = std::exchange(outboxes, {});
     for (ConnectionId id : ids) {
         if (Connection *c = connection(id))
             flushOutbox(*c);
     }
+    // One queued call per worker and turn, whatever the number of its connections.
+    for (const auto &thread : workers) {
+        if (thread->batch.isEmpty())
+            continue;
+        Worker *worker = thread->worker();
+        QMetaObject::invokeMethod(
+                worker, [worker, batch = std::exchange(thread->batch, {})] { worker->run(batch); },
+                Qt::QueuedConnection);
+    }
 }
 
 void ServerPrivate::boundSendQueue(Connection &connection)
 {
-    if (connection.overflowing)
+    // A worker bounds the queues of its sockets itself (Worker::boundSendQueue()).
+    if (connection.overflowing || !connection.link)
         return;
     // Qt hands the frames of one event-loop turn to the kernel together; only what the kernel
     // will not take counts, so a burst to a client that reads is not mistaken for a stall.
-    if (connection.outboxBytes + connection.socket->bytesToWrite() <= maxSendQueue)
+    if (connection.outboxBytes + connection.link->bytesToWrite() <= maxSendQueue)
         return;
     flushOutbox(connection);
-    connection.socket->flush();
-    const qint64 waiting = connection.socket->bytesToWrite();
+    connection.link->flush();
+    const qint64 waiting = connection.link->bytesToWrite();
     if (waiting <= maxSendQueue)
         return;
     // A client that does not read would make the server hold everything sent to it. It is
@@ -545,10 +722,7 @@ void ServerPrivate::onHeartbeat()
         if (c->lastHeard.elapsed() > deadline) {
             silent.append(id);
         } else {
-            c->socket->ping();
-            // Qt answers the client's pings by itself, past send(): a client that sends pings
-            // and reads nothing is caught here.
-            boundSendQueue(*c);
+            ping(*c);
         }
     }
     for (ConnectionId id : silent) {
@@ -616,6 +790,7 @@ Server::Server(QObject *parent) : QObject(parent), d(std::make_unique<ServerPriv
 Server::~Server()
 {
     close();
+    d->stopWorkers();
     // Notifiers are children of this object; delete them while d still exists, since they
     // unregister from it.
     const auto notifiers = d->notifiers.values();
@@ -625,6 +800,7 @@ Server::~Server()
 
 bool Server::listen(const QHostAddress &address, quint16 port)
 {
+    d->startWorkers();
     if (!d->acceptor.listen(address, port)) {
         d->errorString = d->acceptor.errorString();
         qCWarning(lcServer) << "cannot listen on" << address << port << ":" << d->errorString;
@@ -646,6 +822,37 @@ void Server::close()
     for (ConnectionId id : ids)
         d->dropConnection(id, QWebSocketProtocol::CloseCodeGoingAway,
                           QStringLiteral("server closing"));
+    if (!d->workers.empty()) {
+        // What was just closed first, then the handshakes in progress, as acceptor.close().
+        d->flushOutboxes();
+        for (const auto &thread : d->workers) {
+            Worker *worker = thread->worker();
+            QMetaObject::invokeMethod(
+                    worker, [worker] { worker->closeHandshakes(); }, Qt::BlockingQueuedConnection);
+        }
+    }
+}
+
+bool Server::setWorkerThreads(int count)
+{
+    QString error;
+    if (count < 0)
+        error = QStringLiteral("the number of worker threads cannot be negative");
+    else if (isListening())
+        error = QStringLiteral("close() the server before changing its worker threads");
+    if (!error.isEmpty()) {
+        d->errorString = error;
+        qCWarning(lcServer) << "ignored" << count << "worker threads:" << error;
+        return false;
+    }
+    if (count != d->workerCount)
+        d->setWorkerCount(count);
+    return true;
+}
+
+int Server::workerThreads() const
+{
+    return d->workerCount;
 }
 
 bool Server::isListening() const
@@ -687,6 +894,7 @@ bool Server::setSslConfiguration(const QSslConfiguration &configuration)
     }
     d->sslConfiguration = configuration;
     d->acceptor.setSslConfiguration(configuration);
+    d->updateWorkers();
     return true;
 }
 
@@ -757,10 +965,9 @@ void Server::setMaxFrameSize(qint64 bytes)
     if (!isPositiveSetting("largest frame size", bytes))
         return;
     d->maxFrameSize = bytes;
-    for (const auto &[id, c] : d->connections) {
-        c->socket->setMaxAllowedIncomingMessageSize(quint64(bytes));
-        c->socket->setMaxAllowedIncomingFrameSize(quint64(bytes));
-    }
+    for (const auto &[id, c] : d->connections)
+        d->setLinkMaxFrameSize(*c);
+    d->updateWorkers();
 }
 
 qint64 Server::maxFrameSize() const
@@ -794,8 +1001,10 @@ int Server::maxKeySize() const
 
 void Server::setMaxSendQueue(qint64 bytes)
 {
-    if (isPositiveSetting("send queue bound", bytes))
+    if (isPositiveSetting("send queue bound", bytes)) {
         d->maxSendQueue = bytes;
+        d->updateWorkers();
+    }
 }
 
 qint64 Server::maxSendQueue() const
@@ -816,8 +1025,10 @@ int Server::maxConnectionsPerUser() const
 
 void Server::setHandshakeTimeout(std::chrono::milliseconds timeout)
 {
-    if (isPositiveSetting("handshake timeout", timeout.count()))
+    if (isPositiveSetting("handshake timeout", timeout.count())) {
         d->acceptor.setHandshakeTimeout(timeout);
+        d->updateWorkers();
+    }
 }
 
 std::chrono::milliseconds Server::handshakeTimeout() const

@@ -28,8 +28,10 @@ using ListenAuthorizer = std::function<bool(const Identity &identity, const QStr
 // listens to which key of which notifier, and delivers notifications.
 //
 // Create notifiers on it (Notifier, SimpleNotifier), set an authenticator and handlers, then
-// listen(). Everything happens on the thread the server lives in; notify() alone may be called
-// from other threads (it is queued to this one).
+// listen(). Everything the application sees happens on the thread the server lives in: the
+// authenticator, authorisers, handlers, prepares and signals run there, and notify() alone may
+// be called from other threads (it is queued to this one). Only the sockets may be spread over
+// worker threads (setWorkerThreads()).
 //
 // A client's listens are removed the moment it disconnects, its identity changes, or the
 // server closes: nothing waits for a timeout.
@@ -53,6 +55,25 @@ public:
     // not listening.
     QUrl serverUrl() const;
     QString errorString() const;
+
+    // Spreads the clients' sockets over count worker threads of the server's own, each with
+    // its event loop: the server's thread accepts TCP connections and hands each to the next
+    // worker (round robin), which reads its upgrade request, TLS included, and then reads and
+    // writes its frames. Everything else stays on the server's thread, as with 0: the
+    // authenticator and every other callback and signal, the listener table, notify(). A
+    // notification is encoded once on the server's thread, and each worker gets the frames of
+    // one event-loop turn for all its clients in one hand-over.
+    // 0, the default, keeps every socket on the server's thread. Workers help when the
+    // server's thread is busy with socket system calls (many clients, many notifications)
+    // and the machine has cores to spare; on one or two cores they cost more than they
+    // save. The environment variable QTNOTIF_WORKER_THREADS, read at construction, sets
+    // the default.
+    // Only while not listening (before listen(), or after close()): returns false with
+    // errorString() otherwise, or for a negative count. The threads start at listen() and
+    // stop at the server's destruction or at the next change of count; close() closes every
+    // connection as without workers.
+    bool setWorkerThreads(int count);
+    int workerThreads() const;
 
     // Serves wss:// with the certificate (localCertificate(), or localCertificateChain() with
     // the intermediates) and privateKey() of configuration; Qt's defaults stand for the rest

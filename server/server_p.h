@@ -3,9 +3,12 @@
 #include "acceptor_p.h"
 #include "cluster_p.h"
 #include "registry_p.h"
+#include "socketlink_p.h"
 #include "wireframe_p.h"
+#include "worker_p.h"
 
 #include <QtNotif/abstractnotifier.h>
+#include <QtNotif/handshakerequest.h>
 #include <QtNotif/server.h>
 
 #include <QtCore/QElapsedTimer>
@@ -26,17 +29,27 @@ namespace Protocol {
 struct ClientFrame;
 }
 
-struct DeleteLater
-{
-    void operator()(QObject *object) const { object->deleteLater(); }
-};
-
 // A notification held back because an earlier one for the same client still waits for its
 // asynchronous prepare. A null frame once ready means prepare left this client out.
 struct PendingNotif
 {
     bool ready = false;
     WireFrame frame;
+};
+
+// What the server needs to know of an upgraded socket to decide on it (ServerPrivate::admit()).
+struct Handshake
+{
+    static Handshake of(const QWebSocket &socket);
+
+    // Whether the socket was still connected once upgraded; if not, why it closed.
+    bool connected = false;
+    int closeCode = 0;
+    QString closeReason;
+    QString subprotocol;
+    QString origin;
+    QHostAddress peer;
+    HandshakeRequest request;
 };
 
 // When connections' credentials expire: milliseconds since the epoch, earliest first.
@@ -46,17 +59,18 @@ using Expiries = std::multimap<qint64, ConnectionId>;
 struct Connection
 {
     ConnectionId id = 0;
-    std::unique_ptr<QWebSocket, DeleteLater> socket;
-    // The socket's TCP (or TLS) socket, which it owns: notification frames are written to it
-    // ready-made (sendFrame()). Null where there is none (the fuzzer's connections).
-    QPointer<QTcpSocket> tcpSocket;
-    // The TCP socket's descriptor where the server writes to it directly (plain TCP on Linux),
-    // -1 elsewhere; see ServerPrivate::flushOutbox().
-    qintptr descriptor = -1;
+    // The client's socket, on the server's thread; none with worker threads. Held in place:
+    // sendFrame() reaches it for every delivery. Every socket operation of the server goes
+    // through ServerPrivate's send(), flushOutbox(), boundSendQueue(), closeLink(), ping()
+    // and setLinkMaxFrameSize().
+    std::optional<SocketLink> link;
+    // With worker threads: the worker that owns the socket, and the socket's number there.
+    WorkerThread *worker = nullptr;
+    quint64 ticket = 0;
     // Notification frames sent during this event-loop turn, not handed to the socket yet:
     // flushOutboxes() hands them over together at the end of the turn. The frames' own bytes,
     // shared with every other recipient, not a copy; outboxBytes is their total size.
-    std::vector<QByteArray> outbox;
+    std::vector<WireFrame> outbox;
     qint64 outboxBytes = 0;
     Identity identity;
     QElapsedTimer lastHeard; // restarted by every frame and pong
@@ -83,16 +97,30 @@ public:
     Connection *connection(ConnectionId id);
     void send(Connection &connection, const QString &text);
     // Closes the connection (4413, from the event loop) when more than maxSendQueue bytes wait
-    // to be sent to it.
+    // to be sent to it. A worker checks its own sockets (Worker::boundSendQueue()).
     void boundSendQueue(Connection &connection);
     // Sends a frame made once for many clients: its bytes go to the TCP socket as they are, at
     // the end of the event-loop turn (the connection's outbox).
     void sendFrame(Connection &connection, const WireFrame &frame);
-    // Hands the connection's outbox to its socket now; before anything else is written to it,
-    // so that frames keep their order.
+    // Hands the connection's outbox to its socket now (to its worker's batch, with workers);
+    // before anything else is written to it, so that frames keep their order.
     void flushOutbox(Connection &connection);
-    // Flushes every outbox filled during this event-loop turn.
+    // Flushes every outbox filled during this event-loop turn, and hands each worker the
+    // commands of this turn in one batch.
     void flushOutboxes();
+    // Makes sure flushOutboxes() runs at the end of this event-loop turn.
+    void scheduleFlush()
+    {
+        if (!flushScheduled) {
+            flushScheduled = true;
+            QMetaObject::invokeMethod(
+                    q, [this] { flushOutboxes(); }, Qt::QueuedConnection);
+        }
+    }
+    // Queues a command for the worker that owns the connection's socket.
+    void push(Connection &connection, LinkCommand::Kind kind, QString text = QString(),
+              quint16 closeCode = 0);
+    void ping(Connection &connection);
     // Sends a notification frame, behind any still waiting for an asynchronous prepare.
     void sendNotif(Connection &connection, const WireFrame &frame);
     // A place in the client's notification order, filled in later by an asynchronous prepare.
@@ -112,16 +140,44 @@ public:
                           const QList<Registry::Listen> &removed);
 
     // Removes the connection from the tables, tells the application (listenerRemoved,
-    // clientDisconnected) and hands back its socket; nullptr when there is no such connection.
-    QWebSocket *removeConnection(ConnectionId id);
+    // clientDisconnected) and hands it back, with its socket (deleted with it unless closed
+    // with closeLink()); nullptr when there is no such connection.
+    std::unique_ptr<Connection> removeConnection(ConnectionId id);
+    // Applies maxFrameSize to the connection's socket.
+    void setLinkMaxFrameSize(Connection &connection);
+    // Closes the socket of a removed connection gracefully.
+    void closeLink(Connection &connection, quint16 closeCode, const QString &reason);
     // Removes the connection from the tables now and closes its socket gracefully.
     void dropConnection(ConnectionId id, quint16 closeCode, const QString &reason);
     // Reads one text frame of a welcomed client and answers it. The fuzzer (fuzz/) calls it
     // directly, without sockets.
     void onTextMessage(ConnectionId id, const QString &message);
 
+    // Worker threads (Server::setWorkerThreads()), in the server's thread.
+    void setWorkerCount(int count);
+    void startWorkers();
+    void stopWorkers();
+    Worker::Settings workerSettings() const;
+    // Hands the workers the settings they apply, after one changed.
+    void updateWorkers();
+    // Hands an accepted TCP connection to the next worker.
+    void handOff(qintptr descriptor);
+    // What workers tell of their sockets, from the server's event loop. A ticket the server
+    // does not know (refused, or already removed) is ignored, and so is a worker stopped since.
+    void onWorkerHandshake(int worker, quint64 ticket, const Handshake &handshake);
+    void onWorkerText(int worker, quint64 ticket, const QString &message);
+    void onWorkerBinary(int worker, quint64 ticket);
+    void onWorkerPong(int worker, quint64 ticket);
+    void onWorkerGone(int worker, quint64 ticket);
+    void onWorkerOverflow(int worker, quint64 ticket, qint64 waiting);
+    // Connections accepted and not welcomed yet, on every thread (waits for the workers).
+    QTNOTIF_SERVER_EXPORT qsizetype handshakesInProgress() const;
+    // The thread a connection's socket lives in: a worker's, or the server's own without
+    // workers; nullptr when there is no such connection. For tests.
+    QTNOTIF_SERVER_EXPORT QThread *threadOf(ConnectionId id);
+
     Server *q;
-    Acceptor acceptor{ [this](QWebSocket *socket, QTcpSocket *tcpSocket) {
+    Acceptor acceptor{ [this](QWebSocket *socket, QTcpSocket *tcpSocket, Acceptor::Release) {
         accept(socket, tcpSocket);
     } };
     QSslConfiguration sslConfiguration; // null: ws://
@@ -135,6 +191,12 @@ public:
     // Connections whose outbox received frames since the last flushOutboxes() (a flushed one
     // may still be listed).
     std::vector<ConnectionId> outboxes;
+    bool flushScheduled = false;
+    // 0: every socket on the server's thread.
+    int workerCount = 0;
+    std::vector<std::unique_ptr<WorkerThread>> workers; // started at listen()
+    std::size_t nextWorker = 0;
+    int lastWorkerId = 0; // a worker's id is never reused: see workerById()
     QHash<QString, AbstractNotifier *> notifiers;
     QHash<QString, Handler> handlers;
     Authenticator authenticator;
@@ -160,11 +222,19 @@ public:
 private:
     bool isOriginAllowed(const QString &origin) const;
     void accept(QWebSocket *socket, QTcpSocket *tcpSocket);
-    void closeSocket(QWebSocket *socket, quint16 closeCode, const QString &reason);
+    // Decides on an upgraded socket, the link of candidate: refuses it, or makes candidate a
+    // connection and welcomes it. wire() connects the socket's signals to the new connection,
+    // before its welcome.
+    void admit(std::unique_ptr<Connection> candidate, const Handshake &handshake,
+               const std::function<void(ConnectionId id)> &wire);
     // Closes a socket that did not become a connection, and tells the log (with the user it
     // claimed to be, when known) and the application why.
-    void refuse(QWebSocket *socket, quint16 closeCode, const QString &reason,
-                const QString &userId = QString());
+    void refuse(std::unique_ptr<Connection> candidate, const Handshake &handshake,
+                quint16 closeCode, const QString &reason, const QString &userId = QString());
+    void onBinaryMessage(ConnectionId id);
+    // The connection of a worker's socket, nullptr if none.
+    Connection *connectionOf(int worker, quint64 ticket);
+    WorkerThread *workerById(int id) const;
     void onHeartbeat();
     // Closes the connections whose credentials have expired (4419), then waits for the next.
     void onExpiry();

@@ -90,7 +90,12 @@ int main(int argc, char *argv[])
             QStringList{ u"redis"_s, u"backplane"_s },
             u"Join the cluster of this backplane URL (redis://host:port/db); alone without."_s,
             u"url"_s);
-    parser.addOptions({ hostOption, portOption, redisOption });
+    const QCommandLineOption workersOption(
+            u"workers"_s,
+            u"Spread the sockets over this many worker threads (Server::setWorkerThreads()); "
+            u"0 keeps them on the server's thread (QTNOTIF_WORKER_THREADS, else 0)."_s,
+            u"count"_s);
+    parser.addOptions({ hostOption, portOption, redisOption, workersOption });
     parser.process(app);
 
     QHostAddress address;
@@ -102,6 +107,12 @@ int main(int argc, char *argv[])
         return fail(u"--port: not a port number: "_s + parser.value(portOption));
 
     QtNotif::Server server;
+    if (parser.isSet(workersOption)) {
+        bool workersOk = false;
+        const int workers = parser.value(workersOption).toInt(&workersOk);
+        if (!workersOk || !server.setWorkerThreads(workers))
+            return fail(u"--workers: not a number of threads: "_s + parser.value(workersOption));
+    }
     // The load generator's publishers call as fast as they can: no request rate limit here.
     server.setRequestRate(1e9, 1'000'000'000);
     auto *bench = new QtNotif::SimpleNotifier<QString, QJsonObject>(&server, u"bench"_s);

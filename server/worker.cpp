@@ -1,0 +1,249 @@
+#include "worker_p.h"
+
+#include "logging_p.h"
+#include "server_p.h"
+
+namespace QtNotif {
+
+namespace {
+
+// Runs call in the server's thread, from its event loop. The server outlives its workers: it
+// stops them before it goes, and calls still queued for it then are dropped with it.
+template<typename Call>
+void post(ServerPrivate *server, Call &&call)
+{
+    QMetaObject::invokeMethod(server->q, std::forward<Call>(call), Qt::QueuedConnection);
+}
+
+} // namespace
+
+Worker::Worker(ServerPrivate *server, int id, const Settings &settings)
+    : m_server(server), m_id(id), m_settings(settings),
+      m_acceptor([this](QWebSocket *socket, QTcpSocket *tcpSocket, Acceptor::Release release) {
+          onUpgraded(socket, tcpSocket, std::move(release));
+      })
+{
+    m_acceptor.setHoldFrames(true);
+    m_acceptor.setSslConfiguration(settings.sslConfiguration);
+    m_acceptor.setHandshakeTimeout(settings.handshakeTimeout);
+}
+
+Worker::~Worker()
+{
+    // In the worker's thread, its event loop done: the sockets go now, not later.
+    for (auto &[ticket, entry] : m_links)
+        delete entry.link->release();
+    m_links.clear();
+}
+
+void Worker::setSettings(const Settings &settings)
+{
+    if (settings.maxFrameSize != m_settings.maxFrameSize) {
+        for (auto &[ticket, entry] : m_links)
+            entry.link->setMaxFrameSize(settings.maxFrameSize);
+    }
+    m_settings = settings;
+    m_acceptor.setSslConfiguration(settings.sslConfiguration);
+    m_acceptor.setHandshakeTimeout(settings.handshakeTimeout);
+}
+
+void Worker::adopt(qintptr descriptor)
+{
+    m_acceptor.adopt(descriptor);
+}
+
+void Worker::onUpgraded(QWebSocket *socket, QTcpSocket *tcpSocket, Acceptor::Release release)
+{
+    socket->setParent(nullptr);
+    const Handshake handshake = Handshake::of(*socket);
+    const quint64 ticket = ++m_lastTicket;
+    ServerPrivate *server = m_server;
+    const int id = m_id;
+    if (handshake.connected) {
+        auto link = std::make_unique<SocketLink>(socket, tcpSocket);
+        // Before any frame is read, as on the server's thread.
+        link->setMaxFrameSize(m_settings.maxFrameSize);
+        QObject::connect(socket, &QWebSocket::textMessageReceived, this,
+                         [server, id, ticket](const QString &message) {
+                             post(server, [server, id, ticket, message] {
+                                 server->onWorkerText(id, ticket, message);
+                             });
+                         });
+        QObject::connect(socket, &QWebSocket::binaryMessageReceived, this, [server, id, ticket] {
+            post(server, [server, id, ticket] { server->onWorkerBinary(id, ticket); });
+        });
+        QObject::connect(socket, &QWebSocket::pong, this, [this, ticket] {
+            const auto it = m_links.find(ticket);
+            if (it == m_links.end())
+                return;
+            post(m_server,
+                 [server = m_server, id = m_id, ticket] { server->onWorkerPong(id, ticket); });
+            boundSendQueue(ticket, it->second); // the pongs Qt sends by itself count too
+        });
+        QObject::connect(socket, &QWebSocket::disconnected, this, [this, ticket] { gone(ticket); });
+        m_links.emplace(ticket, Entry{ std::move(link), std::move(release) });
+    } else {
+        if (release)
+            release();
+        socket->deleteLater();
+    }
+    // The socket reads its frames once the server has answered (releaseFrames()), as on the
+    // server's thread, where they follow the welcome.
+    post(server,
+         [server, id, ticket, handshake] { server->onWorkerHandshake(id, ticket, handshake); });
+}
+
+void Worker::gone(quint64 ticket)
+{
+    const auto it = m_links.find(ticket);
+    if (it == m_links.end())
+        return;
+    m_links.erase(it); // deletes the socket later: this runs in its signal
+    post(m_server, [server = m_server, id = m_id, ticket] { server->onWorkerGone(id, ticket); });
+}
+
+void Worker::releaseFrames(quint64 ticket)
+{
+    auto it = m_links.find(ticket);
+    if (it == m_links.end() || !it->second.release)
+        return;
+    // Frames read now may close the socket (gone() then erases the entry).
+    std::exchange(it->second.release, {})();
+    it = m_links.find(ticket);
+    if (it == m_links.end())
+        return;
+    // Its TCP socket's signals were blocked: a peer that left meanwhile went unnoticed.
+    const QTcpSocket *tcpSocket = it->second.link->tcpSocket();
+    if (!tcpSocket || tcpSocket->state() == QAbstractSocket::UnconnectedState)
+        gone(ticket);
+}
+
+void Worker::run(const WorkerBatch &batch)
+{
+    // The sockets welcomed in this batch read their frames after it: after their welcome and
+    // what the server sent with it, as on the server's thread.
+    QList<quint64> admitted;
+    for (const LinkCommand &command : batch.commands) {
+        const auto it = m_links.find(command.ticket);
+        if (it == m_links.end())
+            continue; // gone meanwhile: the server is told, or was
+        Entry &entry = it->second;
+        switch (command.kind) {
+        case LinkCommand::Kind::Admit:
+            entry.admitted = true;
+            admitted.append(command.ticket);
+            break;
+        case LinkCommand::Kind::Frames:
+            if (!entry.overflowing) {
+                entry.link->writeFrames(batch.frames.data() + command.first, command.count);
+                boundSendQueue(command.ticket, entry);
+            }
+            break;
+        case LinkCommand::Kind::Text:
+            if (!entry.overflowing) {
+                entry.link->sendText(command.text);
+                boundSendQueue(command.ticket, entry);
+            }
+            break;
+        case LinkCommand::Kind::Ping:
+            entry.link->ping();
+            // Qt answers the client's pings by itself: a client that sends pings and reads
+            // nothing is caught here.
+            boundSendQueue(command.ticket, entry);
+            break;
+        case LinkCommand::Kind::Close: {
+            // Closed first, then left to read (the client's answer to the close among it).
+            const Acceptor::Release release = std::move(entry.release);
+            entry.link->close(this, &m_closing, command.closeCode, command.text);
+            m_links.erase(it);
+            if (release)
+                release();
+            break;
+        }
+        }
+    }
+    for (quint64 ticket : std::as_const(admitted))
+        releaseFrames(ticket);
+}
+
+void Worker::boundSendQueue(quint64 ticket, Entry &entry)
+{
+    if (entry.overflowing || entry.link->bytesToWrite() <= m_settings.maxSendQueue)
+        return;
+    entry.link->flush();
+    const qint64 waiting = entry.link->bytesToWrite();
+    if (waiting <= m_settings.maxSendQueue)
+        return;
+    entry.overflowing = true;
+    post(m_server, [server = m_server, id = m_id, ticket, waiting] {
+        server->onWorkerOverflow(id, ticket, waiting);
+    });
+}
+
+void Worker::closeHandshakes()
+{
+    m_acceptor.close();
+    QList<quint64> waiting;
+    for (const auto &[ticket, entry] : m_links) {
+        if (!entry.admitted)
+            waiting.append(ticket);
+    }
+    // The server is told (gone()), so that one it admits meanwhile is removed at once.
+    for (quint64 ticket : waiting) {
+        const auto it = m_links.find(ticket);
+        if (it == m_links.end())
+            continue;
+        QWebSocket *socket = it->second.link->socket();
+        if (const Acceptor::Release release = std::exchange(it->second.release, {}))
+            release();
+        if (m_links.count(ticket))
+            socket->abort();
+        gone(ticket);
+    }
+}
+
+void Worker::flushClosing()
+{
+    const QList<QWebSocket *> closing = m_closing.findChildren<QWebSocket *>();
+    for (QWebSocket *socket : closing)
+        socket->flush();
+}
+
+qsizetype Worker::handshakesInProgress() const
+{
+    qsizetype count = m_acceptor.handshakesInProgress();
+    for (const auto &[ticket, entry] : m_links)
+        count += entry.admitted ? 0 : 1;
+    return count;
+}
+
+WorkerThread::WorkerThread(ServerPrivate *server, int id, const Worker::Settings &settings)
+    : m_server(server), m_id(id), m_settings(settings)
+{
+    setObjectName(QStringLiteral("qtnotif worker %1").arg(id));
+    start();
+    m_ready.acquire();
+}
+
+WorkerThread::~WorkerThread()
+{
+    // Queued behind everything the server's thread sent the worker: what it closed is closed
+    // before the sockets go.
+    QMetaObject::invokeMethod(
+            m_worker, [] { QThread::currentThread()->quit(); }, Qt::QueuedConnection);
+    wait();
+}
+
+void WorkerThread::run()
+{
+    {
+        Worker worker(m_server, m_id, m_settings);
+        m_worker = &worker;
+        m_ready.release();
+        exec();
+        // Flushes what the sockets still hold (close frames among them) before they go.
+        worker.flushClosing();
+    }
+}
+
+} // namespace QtNotif
