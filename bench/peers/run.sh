@@ -39,7 +39,7 @@
 #   --no-pin           let the scheduler place the processes
 #   --out DIR          where logs, runs.jsonl and peers.png go (default: a new
 #                      /tmp/qtnotif-peers.*)
-#   --plot-to FILE     also copy the plot there (docs/performance-peers.png, say)
+#   --plot-to FILE     also copy the plot there (docs/images/performance-peers.png, say)
 #   --no-build         use the binaries as they are
 # The build directory is $QTNOTIF_BENCH_BUILD_DIR, else build-bench/ at the top of the
 # repository (a Release build, configured when missing). The plot needs python3-matplotlib,
