@@ -372,11 +372,21 @@ void ServerPrivate::onWorkerOverflow(int worker, quint64 ticket, qint64 waiting)
     Connection *c = connectionOf(worker, ticket);
     if (!c || c->overflowing)
         return;
-    // As boundSendQueue() does for the sockets of this thread.
-    c->overflowing = true;
-    qCWarning(lcServer) << "connection" << c->id << "does not read:" << waiting
+    // As boundSendQueue() does for the sockets of this thread; this runs from the event loop.
+    markSlowClient(*c, waiting);
+    dropSlowClient(c->id, waiting);
+}
+
+void ServerPrivate::markSlowClient(Connection &connection, qint64 waiting)
+{
+    connection.overflowing = true;
+    qCWarning(lcServer) << "connection" << connection.id << "does not read:" << waiting
                         << "bytes wait for it (limit" << maxSendQueue << "); closing it (4413)";
-    dropConnection(c->id, CloseCode::SlowClient,
+}
+
+void ServerPrivate::dropSlowClient(ConnectionId id, qint64 waiting)
+{
+    dropConnection(id, CloseCode::SlowClient,
                    QStringLiteral("too slow: %1 bytes unread").arg(waiting));
 }
 
@@ -550,17 +560,10 @@ void ServerPrivate::boundSendQueue(Connection &connection)
         return;
     // A client that does not read would make the server hold everything sent to it. It is
     // closed, from the event loop: callers may still use the connection after send().
-    connection.overflowing = true;
-    qCWarning(lcServer) << "connection" << connection.id << "does not read:" << waiting
-                        << "bytes wait for it (limit" << maxSendQueue << "); closing it (4413)";
+    markSlowClient(connection, waiting);
     const ConnectionId id = connection.id;
     QMetaObject::invokeMethod(
-            q,
-            [this, id, waiting] {
-                dropConnection(id, CloseCode::SlowClient,
-                               QStringLiteral("too slow: %1 bytes unread").arg(waiting));
-            },
-            Qt::QueuedConnection);
+            q, [this, id, waiting] { dropSlowClient(id, waiting); }, Qt::QueuedConnection);
 }
 
 void ServerPrivate::sendNotif(Connection &connection, const WireFrame &frame)

@@ -99,6 +99,10 @@ public:
     // Closes the connection (4413, from the event loop) when more than maxSendQueue bytes wait
     // to be sent to it. A worker checks its own sockets (Worker::boundSendQueue()).
     void boundSendQueue(Connection &connection);
+    // A client with waiting bytes unread past maxSendQueue: marked overflowing (nothing more is
+    // queued for it) and logged; then dropped with 4413, from the event loop.
+    void markSlowClient(Connection &connection, qint64 waiting);
+    void dropSlowClient(ConnectionId id, qint64 waiting);
     // Sends a frame made once for many clients: its bytes go to the TCP socket as they are, at
     // the end of the event-loop turn (the connection's outbox).
     void sendFrame(Connection &connection, const WireFrame &frame);
