@@ -1,5 +1,6 @@
 #include "worker_p.h"
 
+#include "epolleventdispatcher.h"
 #include "logging_p.h"
 #include "server_p.h"
 
@@ -221,6 +222,8 @@ WorkerThread::WorkerThread(ServerPrivate *server, int id, const Worker::Settings
     : m_server(server), m_id(id), m_settings(settings)
 {
     setObjectName(QStringLiteral("qtnotif worker %1").arg(id));
+    // A worker's turn then costs in proportion to its sockets that are ready, not to all of them.
+    setEventDispatcher(new EpollEventDispatcher);
     start();
     m_ready.acquire();
 }

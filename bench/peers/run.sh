@@ -30,11 +30,13 @@
 #                      connections to 127.0.0.1-127.0.0.N/20000+1, since one source address
 #                      has about 28 000 ephemeral ports
 #   --dispatchers LIST the event dispatchers the Qt servers (qtnotif, qtnotif-prepare,
-#                      naive-qt) run on, each in turn: glib (Debian's Qt default) and unix
-#                      (QT_NO_GLIB=1: Qt's own, which qtnotif recommends; GLib's socket notifiers
-#                      cost O(n) each time one is switched, every write that waits, which
-#                      dominates at set rates with thousands of connections). Default glib,unix;
-#                      a unix run is reported as "<system>/unix"
+#                      naive-qt) run on, each in turn: glib (Debian's Qt default), unix
+#                      (QT_NO_GLIB=1: Qt's own; GLib's socket notifiers cost O(n) each time one
+#                      is switched, every write that waits, which dominates at set rates with
+#                      thousands of connections) and epoll (QtNotif::EpollEventDispatcher, the
+#                      server's --epoll; qtnotif's servers only: a turn costs in proportion to the
+#                      sockets that are ready). Default glib,unix,epoll; a unix or epoll run is
+#                      reported as "<system>/unix" or "<system>/epoll"
 #   --no-glib          the same as --dispatchers unix
 #   --no-pin           let the scheduler place the processes
 #   --out DIR          where logs, runs.jsonl and peers.png go (default: a new
@@ -66,7 +68,7 @@ SYSTEMS=qtnotif,qtnotif-prepare,naive-qt,ws,socketio
 SCENARIOS=window,rate50k,rate200k,idle
 IDLE_CONNECTIONS=10000
 PIN=1
-DISPATCHERS=glib,unix
+DISPATCHERS=glib,unix,epoll
 DISPATCHER= # the one the Qt server of the current run uses; empty for the others
 BUILD=1
 OUT=
@@ -96,11 +98,11 @@ IFS=, read -r -a SCENARIO_LIST <<< "$SCENARIOS"
 IFS=, read -r -a DISPATCHER_LIST <<< "$DISPATCHERS"
 for dispatcher in "${DISPATCHER_LIST[@]}"; do
     case $dispatcher in
-        glib|unix) ;;
-        *) die "unknown dispatcher \"$dispatcher\" (known: glib, unix)" ;;
+        glib|unix|epoll) ;;
+        *) die "unknown dispatcher \"$dispatcher\" (known: glib, unix, epoll)" ;;
     esac
 done
-[ ${#DISPATCHER_LIST[@]} -gt 0 ] || die "--dispatchers needs glib, unix or both"
+[ ${#DISPATCHER_LIST[@]} -gt 0 ] || die "--dispatchers needs glib, unix or epoll"
 for system in "${SYSTEM_LIST[@]}"; do
     case $system in
         qtnotif|qtnotif-prepare|naive-qt|ws|socketio) ;;
@@ -198,9 +200,11 @@ node_ready() {
 start_server() {
     local system=$1 command=()
     local qt_environment=()
+    local qt_options=()
     [ "$DISPATCHER" != unix ] || qt_environment=(env QT_NO_GLIB=1)
+    [ "$DISPATCHER" != epoll ] || qt_options=(--epoll)
     case $system in
-        qtnotif|qtnotif-prepare) command=("${qt_environment[@]}" "$SERVER") ;;
+        qtnotif|qtnotif-prepare) command=("${qt_environment[@]}" "$SERVER" "${qt_options[@]}") ;;
         naive-qt) command=("${qt_environment[@]}" "$NAIVE") ;;
         ws|socketio)
             if [ ! -f "$PEERS/$system/server.js" ]; then
@@ -361,7 +365,8 @@ for system in "${SYSTEM_LIST[@]}"; do
     case $system in
         qtnotif|qtnotif-prepare|naive-qt)
             for DISPATCHER in "${DISPATCHER_LIST[@]}"; do
-                bench_system "$system"
+                # A plain Qt server stays on Qt's own dispatchers.
+                [ "$system/$DISPATCHER" = naive-qt/epoll ] || bench_system "$system"
             done
             ;;
         *) DISPATCHER= bench_system "$system" ;;

@@ -13,7 +13,8 @@ With --plot, draws the window throughput per system (bars) and the p99 latency p
 50k and 200k deliveries/s (bars, log scale) with matplotlib.
 
 A Qt server run on Qt's own event dispatcher (QT_NO_GLIB=1, "dispatcher": "unix" in its line)
-counts as the system "<system>/unix"; on GLib's, the system's plain name.
+counts as the system "<system>/unix", on QtNotif::EpollEventDispatcher ("epoll") as
+"<system>/epoll"; on GLib's, the system's plain name.
 """
 
 import argparse
@@ -22,8 +23,15 @@ import statistics
 import sys
 
 SCENARIOS = ["window", "rate50k", "rate200k", "idle"]
-SYSTEMS = ["qtnotif", "qtnotif/unix", "qtnotif-prepare", "qtnotif-prepare/unix", "naive-qt",
-           "naive-qt/unix", "ws", "socketio"]
+SYSTEMS = ["qtnotif", "qtnotif/unix", "qtnotif/epoll", "qtnotif-prepare", "qtnotif-prepare/unix",
+           "qtnotif-prepare/epoll", "naive-qt", "naive-qt/unix", "ws", "socketio"]
+DISPATCHERS = ("unix", "epoll")  # the suffixes; GLib's runs keep the plain name
+
+
+def dispatcher_of(system):
+    """The dispatcher suffix of a system name ("unix", "epoll"), or "" for GLib's."""
+    suffix = system.rpartition("/")[2]
+    return suffix if "/" in system and suffix in DISPATCHERS else ""
 
 
 def load(path):
@@ -40,8 +48,8 @@ def load(path):
                 skipped[run["system"]] = run["skipped"]
                 continue
             system = run["system"]
-            if run.get("dispatcher") == "unix":
-                system += "/unix"
+            if run.get("dispatcher") in DISPATCHERS:
+                system += "/" + run["dispatcher"]
             runs.setdefault((system, run["label"]), []).append(run)
     return runs, skipped
 
@@ -96,8 +104,9 @@ def table(runs, skipped):
         for system in systems:
             if (system, scenario) not in runs:
                 continue
-            # A Qt server on Qt's own dispatcher is compared with qtnotif on the same.
-            base = runs.get(("qtnotif/unix" if system.endswith("/unix") else "qtnotif", scenario))
+            # A Qt server on another dispatcher is compared with qtnotif on the same.
+            dispatcher = dispatcher_of(system)
+            base = runs.get(("qtnotif/" + dispatcher if dispatcher else "qtnotif", scenario))
             base_figures = figures(base) if base else None
             f = figures(runs[(system, scenario)])
             value, what = headline(scenario, f)
@@ -131,10 +140,12 @@ def plot(runs, path):
     if window:
         names = [s for s, _ in window]
         left.bar(names, [v / 1000 for _, v in window],
-                 color=["#8FA9D6" if s.endswith("/unix") else "#4C72B0" for s in names])
+                 color=[{"unix": "#8FA9D6", "epoll": "#2E4A7D"}.get(dispatcher_of(s), "#4C72B0")
+                        for s in names])
         for i, (_, v) in enumerate(window):
             left.text(i, v / 1000, f"{v / 1000:.0f}k", ha="center", va="bottom", fontsize=8)
-    left.set_title("Throughput, 500 notifications in flight\n(/unix: Qt's own event dispatcher)",
+    left.set_title("Throughput, 500 notifications in flight\n(/unix: Qt's own event dispatcher; "
+                   "/epoll: EpollEventDispatcher)",
                    fontsize=10)
     left.set_ylabel("deliveries per second (thousands)")
     left.tick_params(axis="x", labelrotation=30)

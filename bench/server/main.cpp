@@ -20,6 +20,7 @@
 #include "benchclock.h"
 
 #include <QtNotif/backplane.h>
+#include <QtNotif/epolleventdispatcher.h>
 #include <QtNotif/notifier.h>
 #include <QtNotif/server.h>
 
@@ -31,6 +32,8 @@
 #include <QtCore/QTextStream>
 #include <QtCore/QTimer>
 
+#include <algorithm>
+#include <cstring>
 #include <utility>
 
 using namespace Qt::StringLiterals;
@@ -76,6 +79,12 @@ QJsonObject statsOf(const QtNotif::Server &server)
 
 int main(int argc, char *argv[])
 {
+    // Chosen before the application exists, which takes the thread's dispatcher.
+    const bool epoll = std::any_of(argv + 1, argv + argc, [](const char *argument) {
+        return std::strcmp(argument, "--epoll") == 0;
+    });
+    if (epoll)
+        QCoreApplication::setEventDispatcher(new QtNotif::EpollEventDispatcher);
     QCoreApplication app(argc, argv);
     QCoreApplication::setApplicationName(u"qtnotif-bench-server"_s);
 
@@ -95,7 +104,10 @@ int main(int argc, char *argv[])
             u"Spread the sockets over this many worker threads (Server::setWorkerThreads()); "
             u"0 keeps them on the server's thread (QTNOTIF_WORKER_THREADS, else 0)."_s,
             u"count"_s);
-    parser.addOptions({ hostOption, portOption, redisOption, workersOption });
+    const QCommandLineOption epollOption(
+            u"epoll"_s,
+            u"Run the server's thread on QtNotif::EpollEventDispatcher instead of Qt's default."_s);
+    parser.addOptions({ hostOption, portOption, redisOption, workersOption, epollOption });
     parser.process(app);
 
     QHostAddress address;

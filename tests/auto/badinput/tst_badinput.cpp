@@ -3,6 +3,7 @@
 // notification, in order, throughout (docs/protocol.md, "Malformed input").
 #include "rawwebsocket.h"
 #include "server_p.h"
+#include "testmain.h"
 #include "testpeer.h"
 
 #include <QtNotif/notifier.h>
@@ -984,6 +985,6 @@ void tst_BadInput::everyCaseOnOneServer()
     verifyWatcher();
 }
 
-QTEST_MAIN(tst_BadInput)
+QTNOTIF_TEST_MAIN(tst_BadInput)
 
 #include "tst_badinput.moc"

@@ -2,6 +2,7 @@
 // misbehave, against RawServer).
 #include "chatmessage.h"
 #include "rawserver.h"
+#include "testmain.h"
 
 #include <QtNotif/client.h>
 #include <QtNotif/notifier.h>
@@ -779,5 +780,5 @@ void tst_Client::destroyingTheClientWithPendingCalls()
     QTRY_COMPARE(server->connectionCount(), 0);
 }
 
-QTEST_GUILESS_MAIN(tst_Client)
+QTNOTIF_TEST_MAIN(tst_Client)
 #include "tst_client.moc"

@@ -4,6 +4,7 @@
 // localhost (valid, and expired), and for another host; a client certificate; and an unrelated
 // second CA.
 #include "rawwebsocket.h"
+#include "testmain.h"
 #include "testpeer.h"
 
 #include <QtNotif/client.h>
@@ -562,5 +563,5 @@ void tst_Tls::qmlClientCaCertificates()
 #endif
 }
 
-QTEST_GUILESS_MAIN(tst_Tls)
+QTNOTIF_TEST_MAIN(tst_Tls)
 #include "tst_tls.moc"

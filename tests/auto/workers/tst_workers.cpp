@@ -3,6 +3,7 @@
 // (tst_server, tst_badinput, tst_tls) run with workers too, as their *_workers tests.
 
 #include "server_p.h"
+#include "testmain.h"
 #include "testpeer.h"
 
 #include <QtNotif/notifier.h>
@@ -198,5 +199,5 @@ void tst_Workers::closeAndListenAgain()
             != server->thread());
 }
 
-QTEST_MAIN(tst_Workers)
+QTNOTIF_TEST_MAIN(tst_Workers)
 #include "tst_workers.moc"
