@@ -811,7 +811,8 @@ bool Server::listen(const QHostAddress &address, quint16 port)
     }
     d->errorString.clear();
     d->heartbeat.start();
-    adviseOnEventDispatcher();
+    if (d->workerCount == 0)
+        adviseOnEventDispatcher();
     return true;
 }
 

@@ -251,12 +251,11 @@ private:
     QString welcomeFrame(const Connection &connection) const;
 };
 
-// Whether the calling thread runs GLib's event dispatcher, Qt's default on Linux. Exported for
-// the tests, as the next.
-QTNOTIF_SERVER_EXPORT bool runsGlibEventDispatcher();
-// Logs once per process, at info level, that GLib's event dispatcher runs the calling thread
-// and how to choose Qt's own, which serves many connections much better
-// (docs/performance.md). Server::listen() calls it.
+// Whether the calling thread runs EpollEventDispatcher. Exported for the tests, as the next.
+QTNOTIF_SERVER_EXPORT bool runsEpollEventDispatcher();
+// Logs once per process, at info level, that another event dispatcher runs the calling thread,
+// and how to choose EpollEventDispatcher, which serves many connections much better
+// (docs/performance.md). Server::listen() calls it when the sockets stay on its thread.
 void adviseOnEventDispatcher();
 // Lets the next adviseOnEventDispatcher() log again (for tests).
 QTNOTIF_SERVER_EXPORT void resetEventDispatcherAdvice();
