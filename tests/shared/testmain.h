@@ -1,26 +1,12 @@
-// QTEST_GUILESS_MAIN with a choice of event dispatcher for the main thread:
-// QTNOTIF_TEST_EVENT_DISPATCHER=epoll runs it on QtNotif::EpollEventDispatcher, so that one suite
-// checks the server on each dispatcher (tests/CMakeLists.txt, qtnotif_add_test(... EPOLL)).
+// QTEST_GUILESS_MAIN with a choice of event dispatcher for the main thread
+// (eventdispatcherchoice.h), so that one suite checks the server on each dispatcher:
+// qtnotif_add_test(... EPOLL) runs it again as <name>_epoll (tests/CMakeLists.txt).
 #pragma once
 
-#include <QtNotif/epolleventdispatcher.h>
+#include "eventdispatcherchoice.h"
 
 #include <QtCore/QCoreApplication>
 #include <QtTest/QTest>
-
-namespace QtNotifTest {
-
-inline void chooseEventDispatcher()
-{
-    const QByteArray choice = qgetenv("QTNOTIF_TEST_EVENT_DISPATCHER");
-    if (choice == "epoll")
-        QCoreApplication::setEventDispatcher(new QtNotif::EpollEventDispatcher);
-    else if (!choice.isEmpty())
-        qFatal("QTNOTIF_TEST_EVENT_DISPATCHER: unknown dispatcher \"%s\" (known: epoll)",
-               choice.constData());
-}
-
-} // namespace QtNotifTest
 
 #define QTNOTIF_TEST_MAIN(TestObject) \
     int main(int argc, char *argv[]) \

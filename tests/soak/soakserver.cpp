@@ -31,6 +31,8 @@
 //            clients are connected (the caller included) and no prepare is pending, or after
 //            timeout ms: the test waits for the server to have handled every disconnect without
 //            polling
+#include "eventdispatcherchoice.h"
+
 #include <QtNotif/notifier.h>
 #include <QtNotif/server.h>
 
@@ -248,6 +250,7 @@ void SoakServer::answerSettled()
 int main(int argc, char *argv[])
 {
     raiseFileLimit();
+    QtNotifTest::chooseEventDispatcher();
     QCoreApplication app(argc, argv);
     SoakServer server;
     if (!server.listen())
