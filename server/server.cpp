@@ -58,7 +58,7 @@ Handshake Handshake::of(const QWebSocket &socket)
 
 ServerPrivate::ServerPrivate(Server *server) : q(server)
 {
-    heartbeat.setInterval(heartbeatInterval);
+    setHeartbeatTicks();
     QObject::connect(&heartbeat, &QTimer::timeout, q, [this] { onHeartbeat(); });
     expiryTimer.setSingleShot(true);
     expiryTimer.setTimerType(Qt::PreciseTimer);
@@ -717,11 +717,25 @@ void ServerPrivate::handleRequest(Connection &c, const ClientFrame &frame)
     run(Request(std::move(state)));
 }
 
+void ServerPrivate::setHeartbeatTicks()
+{
+    // A tick every quarter second at least, up to 25 a heartbeat: 1 s for the default 25 s.
+    using namespace std::chrono_literals;
+    heartbeatSlices = int(std::clamp<qint64>(heartbeatInterval / 250ms, 1, 25));
+    nextHeartbeatSlice = 0;
+    heartbeat.setInterval(heartbeatInterval / heartbeatSlices);
+}
+
 void ServerPrivate::onHeartbeat()
 {
+    // Each connection comes up once a heartbeat interval, as if all were pinged at once.
+    const auto slice = quint64(nextHeartbeatSlice);
+    nextHeartbeatSlice = (nextHeartbeatSlice + 1) % heartbeatSlices;
     const qint64 deadline = 2 * heartbeatInterval.count();
     QList<ConnectionId> silent;
     for (const auto &[id, c] : connections) {
+        if (id % quint64(heartbeatSlices) != slice)
+            continue;
         if (c->lastHeard.elapsed() > deadline) {
             silent.append(id);
         } else {
@@ -956,7 +970,7 @@ void Server::setHeartbeatInterval(std::chrono::milliseconds interval)
     if (!isPositiveSetting("heartbeat interval", interval.count()))
         return;
     d->heartbeatInterval = interval;
-    d->heartbeat.setInterval(interval);
+    d->setHeartbeatTicks();
 }
 
 std::chrono::milliseconds Server::heartbeatInterval() const

@@ -162,6 +162,8 @@ public:
     void startWorkers();
     void stopWorkers();
     Worker::Settings workerSettings() const;
+    // Sets the heartbeat's slices and tick from heartbeatInterval.
+    void setHeartbeatTicks();
     // Hands the workers the settings they apply, after one changed.
     void updateWorkers();
     // Hands an accepted TCP connection to the next worker.
@@ -205,7 +207,12 @@ public:
     QHash<QString, Handler> handlers;
     Authenticator authenticator;
     ListenAuthorizer listenAuthorizer;
+    // Ticks heartbeatSlices times per heartbeat interval; each tick pings, or drops when silent,
+    // the connections of one slice (id modulo heartbeatSlices), so that a server with many
+    // clients never spends a whole turn on all of their pings.
     QTimer heartbeat;
+    int heartbeatSlices = 1;
+    int nextHeartbeatSlice = 0;
     Expiries expiries;
     QTimer expiryTimer; // fires at the earliest expiry
     ConnectionId lastId = 0;

@@ -1,5 +1,6 @@
 // The server over real WebSocket connections on loopback, spoken to in raw qtnotif.v1 frames.
 #include "chatmessage.h"
+#include "rawwebsocket.h"
 #include "server_p.h"
 #include "testmain.h"
 #include "testpeer.h"
@@ -82,6 +83,7 @@ private Q_SLOTS:
     void malformedFramesGetErrorsWhileOthersKeepReceiving();
     void frameBeyondLimitClosesOnlyThatClient();
     void deadPeerIsDroppedByHeartbeat();
+    void heartbeatSpreadsItsPingsOverTheInterval();
     void notifyFromAnotherThreadIsQueued();
     void deletedNotifierTellsItsListeners();
     void closeDisconnectsEveryone();
@@ -1079,6 +1081,43 @@ void tst_Server::deadPeerIsDroppedByHeartbeat()
     QCOMPARE(gone.at(0).at(0).value<ConnectionId>(), connected.at(0).at(0).value<ConnectionId>());
     // The healthy client answers pings (Qt pongs by itself) and stays.
     QCOMPARE(server->connectionCount(), 1);
+}
+
+void tst_Server::heartbeatSpreadsItsPingsOverTheInterval()
+{
+    // A heartbeat pings its clients in slices over the interval (four of 250 ms for 1 s), not
+    // all in one turn, in which a server with many clients would stall everything else.
+    server->setHeartbeatInterval(1s);
+    constexpr int Clients = 8;
+    std::vector<std::unique_ptr<RawWebSocket>> clients;
+    for (int i = 0; i < Clients; ++i) {
+        clients.push_back(std::make_unique<RawWebSocket>());
+        QVERIFY(clients.back()->open(server->serverPort()));
+    }
+    QElapsedTimer clock;
+    clock.start();
+    QList<qint64> firstPing(Clients, -1);
+    const auto pinged = [&] {
+        for (int i = 0; i < Clients; ++i) {
+            if (firstPing[i] >= 0)
+                continue;
+            for (const RawWebSocket::Frame &frame : std::as_const(clients[size_t(i)]->frames)) {
+                if (frame.opcode == RawWebSocket::Ping)
+                    firstPing[i] = clock.elapsed();
+            }
+        }
+        return !firstPing.contains(-1);
+    };
+    // Looked at every 5 ms: the time each client's first ping arrived, within 5 ms.
+    QTimer look;
+    look.start(5);
+    connect(&look, &QTimer::timeout, this, pinged);
+    QTRY_VERIFY_WITH_TIMEOUT(pinged(), 5000);
+    const auto [earliest, latest] = std::minmax_element(firstPing.cbegin(), firstPing.cend());
+    QCOMPARE_LE(*latest, 1000 + 250);
+    QCOMPARE_GE(*latest - *earliest, 500);
+    // Every client answered and stays.
+    QCOMPARE(server->connectionCount(), Clients);
 }
 
 void tst_Server::notifyFromAnotherThreadIsQueued()
