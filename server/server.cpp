@@ -728,7 +728,7 @@ void ServerPrivate::setHeartbeatTicks()
 
 void ServerPrivate::onHeartbeat()
 {
-    // Each connection comes up once a heartbeat interval, as if all were pinged at once.
+    // Each connection comes up once a heartbeat interval, in the tick of its slice.
     const auto slice = quint64(nextHeartbeatSlice);
     nextHeartbeatSlice = (nextHeartbeatSlice + 1) % heartbeatSlices;
     const qint64 deadline = 2 * heartbeatInterval.count();
