@@ -54,6 +54,17 @@ const char *typeName(int type)
     }
 }
 
+// Milliseconds from now to deadline, 0 if past, rounded up: a timer waited for so fires up to a
+// millisecond late, never early.
+int msUntil(Clock::time_point deadline)
+{
+    const auto wait = deadline - Clock::now();
+    if (wait <= Clock::duration::zero())
+        return 0;
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+    return int(std::min<qint64>(ms, INT_MAX));
+}
+
 quint64 tagOf(int fd, quint32 generation)
 {
     return (quint64(generation) << 32) | quint32(fd);
@@ -269,14 +280,7 @@ int EpollEventDispatcherPrivate::waitForWakeUpOnly(int timeout)
 
 int EpollEventDispatcherPrivate::msUntilNextTimer() const
 {
-    if (schedule.empty())
-        return -1;
-    const auto wait = schedule.begin()->first - Clock::now();
-    if (wait <= Clock::duration::zero())
-        return 0;
-    // Rounded up: a timer may fire up to a millisecond late, never early.
-    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
-    return int(std::min<qint64>(ms, INT_MAX));
+    return schedule.empty() ? -1 : msUntil(schedule.begin()->first);
 }
 
 void EpollEventDispatcherPrivate::unschedule(int timerId, const Timer &timer)
@@ -456,13 +460,7 @@ QList<QAbstractEventDispatcher::TimerInfo> EpollEventDispatcher::registeredTimer
 int EpollEventDispatcher::remainingTime(int timerId)
 {
     const auto timer = d->timers.constFind(timerId);
-    if (timer == d->timers.cend())
-        return -1;
-    const auto wait = timer->deadline - Clock::now();
-    if (wait <= Clock::duration::zero())
-        return 0;
-    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
-    return int(std::min<qint64>(ms, INT_MAX));
+    return timer == d->timers.cend() ? -1 : msUntil(timer->deadline);
 }
 
 void EpollEventDispatcher::wakeUp()
