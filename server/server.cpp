@@ -210,6 +210,10 @@ void ServerPrivate::admit(std::unique_ptr<Connection> candidate, const Handshake
     Connection &c = *owned;
     connections.emplace(id, std::move(owned));
     send(c, welcomeFrame(c));
+    // Now, not at the end of the turn: Qt's WebSocket layer may close the socket itself before
+    // then, for a bad frame that came with the upgrade request, and the client is owed its
+    // welcome first.
+    flushOutbox(c);
     qCDebug(lcServer) << "connection" << id << "welcomed as" << c.identity.userId();
     Q_EMIT q->clientConnected(id, c.identity);
 }
@@ -472,13 +476,7 @@ void ServerPrivate::send(Connection &connection, const QString &text)
         return;
     if (sendObserver)
         sendObserver(connection.id, text);
-    flushOutbox(connection);
-    if (connection.link) {
-        connection.link->sendText(text);
-        boundSendQueue(connection);
-    } else {
-        push(connection, LinkCommand::Kind::Text, text);
-    }
+    queueFrame(connection, WireFrame(text));
 }
 
 void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
@@ -487,6 +485,11 @@ void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
         return;
     if (sendObserver)
         sendObserver(connection.id, frame.text());
+    queueFrame(connection, frame);
+}
+
+void ServerPrivate::queueFrame(Connection &connection, const WireFrame &frame)
+{
     if (connection.outbox.empty()) {
         scheduleFlush();
         outboxes.push_back(connection.id);

@@ -67,7 +67,7 @@ struct Connection
     // With worker threads: the worker that owns the socket, and the socket's number there.
     WorkerThread *worker = nullptr;
     quint64 ticket = 0;
-    // Notification frames sent during this event-loop turn, not handed to the socket yet:
+    // The frames sent during this event-loop turn, not handed to the socket yet:
     // flushOutboxes() hands them over together at the end of the turn. The frames' own bytes,
     // shared with every other recipient, not a copy; outboxBytes is their total size.
     std::vector<WireFrame> outbox;
@@ -95,6 +95,8 @@ public:
     static ServerPrivate *get(Server *server) { return server->d.get(); }
 
     Connection *connection(ConnectionId id);
+    // Sends a frame of this client's own (a welcome, a reply, an error) after everything sent to
+    // it before, at the end of the event-loop turn with its notifications (see sendFrame()).
     void send(Connection &connection, const QString &text);
     // Closes the connection (4413, from the event loop) when more than maxSendQueue bytes wait
     // to be sent to it. A worker checks its own sockets (Worker::boundSendQueue()).
@@ -106,6 +108,8 @@ public:
     // Sends a frame made once for many clients: its bytes go to the TCP socket as they are, at
     // the end of the event-loop turn (the connection's outbox).
     void sendFrame(Connection &connection, const WireFrame &frame);
+    // Puts the frame in the connection's outbox, past the send observer.
+    void queueFrame(Connection &connection, const WireFrame &frame);
     // Hands the connection's outbox to its socket now (to its worker's batch, with workers);
     // before anything else is written to it, so that frames keep their order.
     void flushOutbox(Connection &connection);

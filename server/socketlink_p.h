@@ -29,9 +29,9 @@ public:
     // Hands the socket over to the caller, who now owns it.
     QWebSocket *release() { return m_socket.release(); }
 
-    void sendText(const QString &text) { m_socket->sendTextMessage(text); }
-    // Writes frames made once for many clients, after everything written before. Their bytes go
-    // to the TCP socket as they are, in one gathering system call where possible (plain TCP on
+    // Writes frames after everything written before: every frame of the server's, a
+    // notification made once for many clients as a reply to this one. Their bytes go to the
+    // TCP socket as they are, in one gathering system call where possible (plain TCP on
     // Linux). Frames QWebSocket would fragment, and all of them when there is no TCP socket, go
     // through QWebSocket::sendTextMessage(); none is sent once the socket is closing (no data
     // frame may follow its close frame), as QWebSocket would not send them either.

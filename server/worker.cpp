@@ -140,12 +140,6 @@ void Worker::run(const WorkerBatch &batch)
                 boundSendQueue(command.ticket, entry);
             }
             break;
-        case LinkCommand::Kind::Text:
-            if (!entry.overflowing) {
-                entry.link->sendText(command.text);
-                boundSendQueue(command.ticket, entry);
-            }
-            break;
         case LinkCommand::Kind::Ping:
             entry.link->ping();
             // Qt answers the client's pings by itself: a client that sends pings and reads

@@ -24,7 +24,6 @@ struct LinkCommand
     enum class Kind : quint8 {
         Admit,  // the server welcomed the socket's client: it is a connection now
         Frames, // write frames[first, first + count) of the batch
-        Text,   // send text
         Ping,
         Close, // close with closeCode and text as the reason
     };
