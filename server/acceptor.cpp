@@ -1,19 +1,13 @@
 #include "acceptor_p.h"
 
 #include "logging_p.h"
+#include "writethroughsocket_p.h"
 
 #include <QtNotif/protocol.h>
 
 #include <QtCore/QTimer>
 #include <QtNetwork/QSslServer>
 #include <QtNetwork/QSslSocket>
-
-#ifdef Q_OS_LINUX
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/types.h>
-#endif
 
 namespace QtNotif {
 
@@ -36,54 +30,6 @@ void logTlsFailure(QSslSocket *socket, QAbstractSocket::SocketError error)
     else
         qCInfo(lcServer) << "TLS handshake with" << peer << "failed:" << socket->errorString();
 }
-
-// A plain TCP socket whose writes go straight to the kernel while neither Qt nor the kernel
-// holds anything back for it. QAbstractSocket copies each write into its write buffer, whose
-// first chunk takes 32 KiB and stays allocated, emptied, for the life of the socket: the 101
-// response of the upgrade is enough. With many idle connections that chunk, touched at its start
-// and leaving a hole in the heap, was a third of the memory of each. Once the kernel has bytes
-// it could not send yet (the peer does not read), writes go to Qt's buffer as before, where the
-// server's send queue bound sees them (maxSendQueue). What the kernel does not take, and any
-// error, is left to Qt's buffer too, which sends it from the event loop or reports the error.
-// No bytesWritten() for what goes straight out: nothing here uses it.
-class WriteThroughSocket : public QTcpSocket
-{
-public:
-    explicit WriteThroughSocket(QObject *parent) : QTcpSocket(parent) { }
-
-protected:
-    qint64 writeData(const char *data, qint64 size) override
-    {
-#ifdef Q_OS_LINUX
-        const qintptr descriptor = socketDescriptor();
-        int unsent = -1;
-        if (size > 0 && descriptor >= 0 && bytesToWrite() == 0 && state() == ConnectedState
-            && ::ioctl(int(descriptor), SIOCOUTQNSD, &unsent) == 0 && unsent == 0) {
-            const ssize_t sent
-                    = ::send(int(descriptor), data, std::size_t(size), MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (sent == size)
-                return size;
-            if (sent > 0) {
-                const qint64 rest = QTcpSocket::writeData(data + sent, size - sent);
-                return rest < 0 ? rest : sent + rest;
-            }
-        }
-#endif
-        return QTcpSocket::writeData(data, size);
-    }
-};
-
-// Makes its sockets as QTcpServer does, but write-through ones.
-class WriteThroughServer : public QTcpServer
-{
-protected:
-    void incomingConnection(qintptr descriptor) override
-    {
-        auto *socket = new WriteThroughSocket(this);
-        socket->setSocketDescriptor(descriptor);
-        addPendingConnection(socket);
-    }
-};
 
 // Hands the descriptors of the connections it accepts to another thread's acceptor.
 class HandingServer : public QTcpServer

@@ -1,0 +1,39 @@
+#include "writethroughsocket_p.h"
+
+#ifdef Q_OS_LINUX
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#endif
+
+namespace QtNotif {
+
+qint64 WriteThroughSocket::writeData(const char *data, qint64 size)
+{
+#ifdef Q_OS_LINUX
+    const qintptr descriptor = socketDescriptor();
+    int unsent = -1;
+    if (size > 0 && descriptor >= 0 && bytesToWrite() == 0 && state() == ConnectedState
+        && ::ioctl(int(descriptor), SIOCOUTQNSD, &unsent) == 0 && unsent == 0) {
+        const ssize_t sent
+                = ::send(int(descriptor), data, std::size_t(size), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent == size)
+            return size;
+        if (sent > 0) {
+            const qint64 rest = QTcpSocket::writeData(data + sent, size - sent);
+            return rest < 0 ? rest : sent + rest;
+        }
+    }
+#endif
+    return QTcpSocket::writeData(data, size);
+}
+
+void WriteThroughServer::incomingConnection(qintptr descriptor)
+{
+    auto *socket = new WriteThroughSocket(this);
+    socket->setSocketDescriptor(descriptor);
+    addPendingConnection(socket);
+}
+
+} // namespace QtNotif

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <QtNetwork/QTcpServer>
+#include <QtNetwork/QTcpSocket>
+
+namespace QtNotif {
+
+// A plain TCP socket whose writes go straight to the kernel while neither Qt nor the kernel
+// holds anything back for it, and to Qt's write buffer otherwise.
+//
+// Why: QAbstractSocket copies each write into its write buffer, whose first chunk takes 32 KiB
+// and stays allocated, emptied, for the life of the socket; the 101 response of the upgrade is
+// enough. With many idle connections that chunk, touched at its start and leaving a hole in
+// the heap, was a third of the memory of each (docs/performance.md, "Memory per idle
+// connection"). Written through, the chunk is only allocated for a client that falls behind.
+//
+// Once the kernel holds bytes it could not send yet (the peer does not read), writes go to
+// Qt's buffer as before, where the server's send-queue bound sees them (Server::setMaxSendQueue
+// counts what Qt holds). What the kernel does not take, and any error, is left to Qt's buffer
+// too, which sends it from the event loop or reports the error. Bytes written through emit no
+// bytesWritten(): nothing in the server uses it. Elsewhere than Linux, a plain QTcpSocket.
+class WriteThroughSocket : public QTcpSocket
+{
+public:
+    explicit WriteThroughSocket(QObject *parent = nullptr) : QTcpSocket(parent) { }
+
+protected:
+    qint64 writeData(const char *data, qint64 size) override;
+};
+
+// Makes its sockets as QTcpServer does, but WriteThroughSocket ones.
+class WriteThroughServer : public QTcpServer
+{
+public:
+    explicit WriteThroughServer(QObject *parent = nullptr) : QTcpServer(parent) { }
+
+protected:
+    void incomingConnection(qintptr descriptor) override;
+};
+
+} // namespace QtNotif
