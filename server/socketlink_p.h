@@ -29,12 +29,12 @@ public:
     // Hands the socket over to the caller, who now owns it.
     QWebSocket *release() { return m_socket.release(); }
 
-    // Writes frames after everything written before: every frame of the server's, a
-    // notification made once for many clients as a reply to this one. Their bytes go to the
-    // TCP socket as they are, in one gathering system call where possible (plain TCP on
-    // Linux). Frames QWebSocket would fragment, and all of them when there is no TCP socket, go
-    // through QWebSocket::sendTextMessage(); none is sent once the socket is closing (no data
-    // frame may follow its close frame), as QWebSocket would not send them either.
+    // Writes frames after everything written before: notifications made once for many clients,
+    // and this client's own replies alike. Their bytes go to the TCP socket as they are, in one
+    // gathering system call where possible (plain TCP on Linux). Frames QWebSocket would fragment,
+    // and all of them when there is no TCP socket, go through QWebSocket::sendTextMessage(); none
+    // is sent once the socket is closing (no data frame may follow its close frame), as QWebSocket
+    // would not send them either.
     void writeFrames(const WireFrame *frames, std::size_t count);
     // Bytes Qt holds for the socket: what the kernel did not take yet.
     qint64 bytesToWrite() const { return m_socket->bytesToWrite(); }

@@ -74,7 +74,7 @@ QTcpSocket *tst_WriteThroughSocket::connectPair(QTcpServer &tcpServer)
 {
     QSignalSpy accepted(&tcpServer, &QTcpServer::newConnection);
     client->connectToHost(QHostAddress::LocalHost, tcpServer.serverPort());
-    if (!client->waitForConnected(5000) || !accepted.wait(5000))
+    if (!client->waitForConnected(5000) || (accepted.isEmpty() && !accepted.wait(5000)))
         return nullptr;
     return tcpServer.nextPendingConnection();
 }
@@ -119,7 +119,7 @@ void tst_WriteThroughSocket::aPeerThatDoesNotReadGetsQtsBuffer()
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     QSignalSpy accepted(server.get(), &QTcpServer::newConnection);
     QVERIFY(::connect(fd, reinterpret_cast<const sockaddr *>(&address), sizeof address) == 0);
-    QVERIFY(accepted.wait(5000));
+    QVERIFY(!accepted.isEmpty() || accepted.wait(5000));
     std::unique_ptr<QTcpSocket> writer(server->nextPendingConnection());
     QVERIFY(writer);
     qint64 received = 0;
