@@ -11,6 +11,11 @@ bool Registry::ConnectionInfo::isListening(const ListenKey &listen) const
 
 void Registry::ConnectionInfo::addListen(const ListenKey &listen)
 {
+    // Most connections listen to a few keys: up to a handful the list grows by one, to what
+    // they take (160 bytes for 3) rather than to the next power of two (256).
+    constexpr qsizetype GrownByOneUpTo = 8;
+    if (listens.size() == listens.capacity() && listens.size() < GrownByOneUpTo)
+        listens.reserve(listens.size() + 1);
     const auto at = std::lower_bound(listens.cbegin(), listens.cend(), listen);
     listens.insert(at - listens.cbegin(), listen);
 }

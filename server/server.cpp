@@ -125,20 +125,33 @@ void ServerPrivate::accept(QWebSocket *socket, QTcpSocket *tcpSocket)
     candidate->link.emplace(socket, tcpSocket);
     admit(std::move(candidate), Handshake::of(*socket), [this, socket](ConnectionId id) {
         QObject::connect(socket, &QWebSocket::textMessageReceived, q,
-                         [this, id](const QString &message) { onTextMessage(id, message); });
-        QObject::connect(socket, &QWebSocket::binaryMessageReceived, q,
-                         [this, id] { onBinaryMessage(id); });
+                         [this, id](const QString &message) {
+                             onTextMessage(id, message);
+                             releaseReadBuffer(id);
+                         });
+        QObject::connect(socket, &QWebSocket::binaryMessageReceived, q, [this, id] {
+            onBinaryMessage(id);
+            releaseReadBuffer(id);
+        });
         QObject::connect(socket, &QWebSocket::pong, q, [this, id] {
             if (Connection *c = connection(id)) {
                 c->lastHeard.restart();
                 boundSendQueue(*c); // the pongs Qt sends by itself count too
             }
+            releaseReadBuffer(id);
         });
         QObject::connect(socket, &QWebSocket::disconnected, q, [this, id] {
             if (removeConnection(id))
                 qCDebug(lcServer) << "connection" << id << "gone";
         });
     });
+}
+
+void ServerPrivate::releaseReadBuffer(ConnectionId id)
+{
+    Connection *c = connection(id);
+    if (c && c->link)
+        c->link->releaseReadBuffer();
 }
 
 void ServerPrivate::onBinaryMessage(ConnectionId id)

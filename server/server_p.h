@@ -247,6 +247,8 @@ private:
     void refuse(std::unique_ptr<Connection> candidate, const Handshake &handshake,
                 quint16 closeCode, const QString &reason, const QString &userId = QString());
     void onBinaryMessage(ConnectionId id);
+    // After frames of the connection's socket (on the server's thread) have been handled.
+    void releaseReadBuffer(ConnectionId id);
     // The connection of a worker's socket, nullptr if none.
     Connection *connectionOf(int worker, quint64 ticket);
     WorkerThread *workerById(int id) const;

@@ -1,5 +1,7 @@
 #include "socketlink_p.h"
 
+#include "writethroughsocket_p.h"
+
 #include <QtCore/QTimer>
 #include <QtNetwork/QSslSocket>
 
@@ -25,6 +27,13 @@ SocketLink::SocketLink(QWebSocket *socket, QTcpSocket *tcpSocket)
     if (tcpSocket && !qobject_cast<QSslSocket *>(tcpSocket))
         m_descriptor = tcpSocket->socketDescriptor();
 #endif
+    m_writeThrough = dynamic_cast<WriteThroughSocket *>(tcpSocket) != nullptr;
+}
+
+void SocketLink::releaseReadBuffer()
+{
+    if (m_writeThrough && m_tcpSocket)
+        static_cast<WriteThroughSocket *>(m_tcpSocket.data())->releaseReadBuffer();
 }
 
 void SocketLink::setMaxFrameSize(qint64 bytes)

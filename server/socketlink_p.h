@@ -41,6 +41,10 @@ public:
     void flush() { m_socket->flush(); }
     void ping() { m_socket->ping(); }
     void setMaxFrameSize(qint64 bytes);
+    // Called once frames of the client have been read: gives back the read buffer's block if
+    // nothing else waits in it (WriteThroughSocket::releaseReadBuffer(); TLS sockets keep
+    // theirs).
+    void releaseReadBuffer();
     // Disconnects the slots of context from the socket, and closes it gracefully: it then
     // belongs to owner, which deletes it if it still lives when owner goes. The socket is
     // deleted once disconnected, or aborted if its close handshake takes more than 5 s.
@@ -55,6 +59,7 @@ private:
     // The TCP socket's descriptor where frames are written to it directly (plain TCP on Linux),
     // -1 elsewhere; see writeRaw().
     qintptr m_descriptor = -1;
+    bool m_writeThrough = false; // m_tcpSocket is a WriteThroughSocket
 };
 
 } // namespace QtNotif

@@ -65,14 +65,17 @@ void Worker::onUpgraded(QWebSocket *socket, QTcpSocket *tcpSocket, Acceptor::Rel
         // Before any frame is read, as on the server's thread.
         link->setMaxFrameSize(m_settings.maxFrameSize);
         QObject::connect(socket, &QWebSocket::textMessageReceived, this,
-                         [server, id, ticket](const QString &message) {
+                         [this, server, id, ticket](const QString &message) {
                              post(server, [server, id, ticket, message] {
                                  server->onWorkerText(id, ticket, message);
                              });
+                             releaseReadBuffer(ticket);
                          });
-        QObject::connect(socket, &QWebSocket::binaryMessageReceived, this, [server, id, ticket] {
-            post(server, [server, id, ticket] { server->onWorkerBinary(id, ticket); });
-        });
+        QObject::connect(
+                socket, &QWebSocket::binaryMessageReceived, this, [this, server, id, ticket] {
+                    post(server, [server, id, ticket] { server->onWorkerBinary(id, ticket); });
+                    releaseReadBuffer(ticket);
+                });
         QObject::connect(socket, &QWebSocket::pong, this, [this, ticket] {
             const auto it = m_links.find(ticket);
             if (it == m_links.end())
@@ -80,6 +83,7 @@ void Worker::onUpgraded(QWebSocket *socket, QTcpSocket *tcpSocket, Acceptor::Rel
             post(m_server,
                  [server = m_server, id = m_id, ticket] { server->onWorkerPong(id, ticket); });
             boundSendQueue(ticket, it->second); // the pongs Qt sends by itself count too
+            it->second.link->releaseReadBuffer();
         });
         QObject::connect(socket, &QWebSocket::disconnected, this, [this, ticket] { gone(ticket); });
         m_links.emplace(ticket, Entry{ std::move(link), std::move(release) });
@@ -92,6 +96,13 @@ void Worker::onUpgraded(QWebSocket *socket, QTcpSocket *tcpSocket, Acceptor::Rel
     // server's thread, where they follow the welcome.
     post(server,
          [server, id, ticket, handshake] { server->onWorkerHandshake(id, ticket, handshake); });
+}
+
+void Worker::releaseReadBuffer(quint64 ticket)
+{
+    const auto it = m_links.find(ticket);
+    if (it != m_links.end())
+        it->second.link->releaseReadBuffer();
 }
 
 void Worker::gone(quint64 ticket)

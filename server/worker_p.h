@@ -97,6 +97,8 @@ private:
     // ServerPrivate::boundSendQueue() does for sockets of the server's thread.
     void boundSendQueue(quint64 ticket, Entry &entry);
     void gone(quint64 ticket);
+    // After frames of the socket have been read (SocketLink::releaseReadBuffer()).
+    void releaseReadBuffer(quint64 ticket);
 
     ServerPrivate *m_server;
     int m_id;

@@ -29,6 +29,17 @@ qint64 WriteThroughSocket::writeData(const char *data, qint64 size)
     return QTcpSocket::writeData(data, size);
 }
 
+void WriteThroughSocket::releaseReadBuffer()
+{
+    if (bytesAvailable() != 0 || isTransactionStarted() || state() != ConnectedState)
+        return;
+    // The byte put back goes into the kept block, and a read of exactly the buffer's next block
+    // takes that block out of the buffer instead of copying from it (QIODevice::read(qint64)):
+    // dropping what it returns frees the block.
+    ungetChar('\0');
+    read(1);
+}
+
 void WriteThroughServer::incomingConnection(qintptr descriptor)
 {
     auto *socket = new WriteThroughSocket(this);
