@@ -516,13 +516,10 @@ void ServerPrivate::flushOutbox(Connection &connection)
 {
     if (connection.outbox.empty())
         return;
-    // Emptied whatever happens next. Its room stays for the next turn if this one filled some
-    // of it: a connection that gets a frame now and then, or is idle, holds none.
+    // Emptied whatever happens next; its capacity stays for the next turn unless it is large.
     const auto clear = qScopeGuard([&connection] {
-        constexpr std::size_t KeptFromFrames = 4;
         constexpr std::size_t KeptCapacity = 64;
-        if (connection.outbox.size() < KeptFromFrames
-            || connection.outbox.capacity() > KeptCapacity)
+        if (connection.outbox.capacity() > KeptCapacity)
             connection.outbox = {};
         else
             connection.outbox.clear();
