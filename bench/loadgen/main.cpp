@@ -330,6 +330,8 @@ private:
     qint64 m_duplicated = 0;
     qint64 m_late = 0; // notifications for slots already reused or unknown
     Histogram m_latency;
+    // Rate mode, qtnotif's servers: from the server's notify() (the "notified" it adds) on.
+    Histogram m_notifyLatency;
     Histogram m_sendLag;
 
     // Errors
@@ -1007,6 +1009,12 @@ void LoadGenerator::onNotification(Connection &c, std::string_view text, qint64 
     if (slot.measured) {
         ++m_received;
         m_latency.record(m_nowUs - t);
+        // Where the latency builds up: before the server's notify() or after it. Same clock.
+        if (m_s.mode == Mode::Rate) {
+            const qint64 notified = numberAfter(text, R"("notified":)");
+            if (notified >= 0)
+                m_notifyLatency.record(m_nowUs - notified);
+        }
     }
     if (--slot.missing == 0) {
         --m_inFlight;
@@ -1256,6 +1264,8 @@ int LoadGenerator::run()
         result.insert(u"latency_us"_s, m_latency.toJson());
         if (m_s.mode == Mode::Rate)
             result.insert(u"send_lag_us"_s, m_sendLag.toJson());
+        if (m_s.mode == Mode::Rate && m_notifyLatency.count() > 0)
+            result.insert(u"notify_latency_us"_s, m_notifyLatency.toJson());
     }
     const int totalConnections = m_s.connections + (m_s.mode == Mode::Idle ? 0 : m_s.publishers);
     result.insert(
