@@ -31,8 +31,9 @@ public:
     //
     // Why: QAbstractSocket reads the network into a 16 KiB block, and an emptied block stays
     // for the next read unless a read took it whole. After the frames a client sends while it
-    // sets up (its listens), about a third of the connections kept one, for good: 0.6 KiB of
-    // RSS per idle connection on average (docs/performance.md, "Memory per idle connection").
+    // sets up (its listens), a sixth to a third of the connections kept one, for good: 0.6 KiB
+    // of RSS per idle connection on average (docs/performance.md, "Memory per idle
+    // connection").
     // Called once a frame has been read; the next read of the network takes a block again.
     void releaseReadBuffer();
 
