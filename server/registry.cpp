@@ -4,26 +4,26 @@
 
 namespace QtNotif {
 
-bool Registry::ConnectionInfo::isListening(const ListenKey &listen) const
+bool Registry::ConnectionInfo::isListening(const Entry *entry) const
 {
-    return std::binary_search(listens.cbegin(), listens.cend(), listen);
+    return std::binary_search(listens.cbegin(), listens.cend(), entry, std::less<>());
 }
 
-void Registry::ConnectionInfo::addListen(const ListenKey &listen)
+void Registry::ConnectionInfo::addListen(Entry *entry)
 {
     // Most connections listen to a few keys: up to a handful the list grows by one, to what
-    // they take (160 bytes for 3) rather than to the next power of two (256).
+    // they take rather than to the next power of two.
     constexpr qsizetype GrownByOneUpTo = 8;
     if (listens.size() == listens.capacity() && listens.size() < GrownByOneUpTo)
         listens.reserve(listens.size() + 1);
-    const auto at = std::lower_bound(listens.cbegin(), listens.cend(), listen);
-    listens.insert(at - listens.cbegin(), listen);
+    const auto at = std::lower_bound(listens.cbegin(), listens.cend(), entry, std::less<>());
+    listens.insert(at - listens.cbegin(), entry);
 }
 
-bool Registry::ConnectionInfo::removeListen(const ListenKey &listen)
+bool Registry::ConnectionInfo::removeListen(Entry *entry)
 {
-    const auto at = std::lower_bound(listens.cbegin(), listens.cend(), listen);
-    if (at == listens.cend() || *at != listen)
+    const auto at = std::lower_bound(listens.cbegin(), listens.cend(), entry, std::less<>());
+    if (at == listens.cend() || *at != entry)
         return false;
     listens.remove(at - listens.cbegin());
     return true;
@@ -39,12 +39,10 @@ void Registry::addConnection(ConnectionId connection, const QString &userId)
 
 void Registry::dropListens(ConnectionId connection, ConnectionInfo &info, QList<Listen> *removed)
 {
-    for (const auto &[notifier, key] : std::as_const(info.listens)) {
-        if (removed) {
-            const Entry *e = entry(notifier, key);
-            removed->append(Listen{ notifier, key, e ? e->key : QJsonValue() });
-        }
-        removeListener(notifier, key, connection);
+    for (Entry *entry : std::as_const(info.listens)) {
+        if (removed)
+            removed->append(Listen{ entry->notifier, entry->keyText, entry->key });
+        removeListener(*entry, connection);
     }
     info.listens.clear();
 }
@@ -89,19 +87,19 @@ Registry::ListenResult Registry::listen(ConnectionId connection, const QString &
     auto it = m_connections.find(connection);
     if (it == m_connections.end())
         return ListenResult::UnknownConnection;
-    if (it->isListening({ notifier, key }))
+    if (const Entry *existing = entry(notifier, key); existing && it->isListening(existing))
         return ListenResult::AlreadyListening;
     if (maxListens > 0 && it->listens.size() >= maxListens)
         return ListenResult::LimitReached;
-    auto keys = m_keys.find(notifier);
-    if (keys == m_keys.end())
-        keys = m_keys.insert(notifier, {});
-    auto slot = keys->find(key);
-    if (slot == keys->end())
-        slot = keys->insert(key, {});
-    // The table's strings, so that every listen of a key shares one.
-    it->addListen({ keys.key(), slot.key() });
-    Entry &entry = *slot;
+    auto keys = m_keys.try_emplace(notifier).first;
+    const auto [slot, added] = keys->second.try_emplace(key);
+    Entry &entry = slot->second;
+    if (added) {
+        // The table's strings, so that the entry's and the table's are one.
+        entry.notifier = keys->first;
+        entry.keyText = slot->first;
+    }
+    it->addListen(&entry);
     if (entry.listeners.isEmpty()) {
         entry.key = keyJson;
         entry.listeners.reserve(m_listenerHints.value(notifier));
@@ -112,29 +110,26 @@ Registry::ListenResult Registry::listen(ConnectionId connection, const QString &
     return ListenResult::Added;
 }
 
-void Registry::removeListener(const QString &notifier, const QString &key, ConnectionId connection)
+void Registry::removeListener(Entry &entry, ConnectionId connection)
 {
-    auto keys = m_keys.find(notifier);
-    if (keys == m_keys.end())
-        return;
-    auto entry = keys->find(key);
-    if (entry == keys->end())
-        return;
-    entry->listeners.removeOne(connection);
+    entry.listeners.removeOne(connection);
     // Empty keys go at once: the table never holds a key nobody listens to (Eliom needed clean()).
-    if (entry->listeners.isEmpty()) {
-        keys->erase(entry);
-        if (m_keyObserver)
-            m_keyObserver(notifier, key, false);
-    }
+    if (!entry.listeners.isEmpty())
+        return;
+    const QString notifier = entry.notifier;
+    const QString key = entry.keyText;
+    m_keys.at(notifier).erase(key);
+    if (m_keyObserver)
+        m_keyObserver(notifier, key, false);
 }
 
 bool Registry::unlisten(ConnectionId connection, const QString &notifier, const QString &key)
 {
     auto it = m_connections.find(connection);
-    if (it == m_connections.end() || !it->removeListen({ notifier, key }))
+    Entry *e = entry(notifier, key);
+    if (it == m_connections.end() || !e || !it->removeListen(e))
         return false;
-    removeListener(notifier, key, connection);
+    removeListener(*e, connection);
     return true;
 }
 
@@ -157,14 +152,19 @@ QList<QPair<ConnectionId, Registry::Listen>> Registry::removeNotifier(const QStr
 {
     QList<QPair<ConnectionId, Listen>> removed;
     m_listenerHints.remove(notifier);
-    const QHash<QString, Entry> keys = m_keys.take(notifier);
-    for (auto it = keys.cbegin(); it != keys.cend(); ++it) {
-        for (ConnectionId connection : it->listeners) {
-            m_connections[connection].removeListen({ notifier, it.key() });
-            removed.append({ connection, Listen{ notifier, it.key(), it->key } });
+    // Out of the table, its entries where they were until the node goes.
+    auto node = m_keys.extract(notifier);
+    if (node.empty())
+        return removed;
+    for (auto &[key, entry] : node.mapped()) {
+        for (ConnectionId connection : std::as_const(entry.listeners)) {
+            const auto info = m_connections.find(connection);
+            if (info != m_connections.end())
+                info->removeListen(&entry);
+            removed.append({ connection, Listen{ notifier, key, entry.key } });
         }
         if (m_keyObserver)
-            m_keyObserver(notifier, it.key(), false);
+            m_keyObserver(notifier, key, false);
     }
     return removed;
 }
@@ -172,37 +172,30 @@ QList<QPair<ConnectionId, Registry::Listen>> Registry::removeNotifier(const QStr
 void Registry::forEachKey(
         const std::function<void(const QString &notifier, const QString &key)> &f) const
 {
-    for (auto keys = m_keys.cbegin(); keys != m_keys.cend(); ++keys) {
-        for (auto entry = keys->cbegin(); entry != keys->cend(); ++entry)
-            f(keys.key(), entry.key());
+    for (const auto &[notifier, keys] : m_keys) {
+        for (const auto &entry : keys)
+            f(notifier, entry.first);
     }
 }
 
 const Registry::Entry *Registry::entry(const QString &notifier, const QString &key) const
 {
-    const auto keys = m_keys.constFind(notifier);
+    const auto keys = m_keys.find(notifier);
     if (keys == m_keys.cend())
         return nullptr;
-    const auto entry = keys->constFind(key);
-    return entry == keys->cend() ? nullptr : &*entry;
+    const auto entry = keys->second.find(key);
+    return entry == keys->second.cend() ? nullptr : &entry->second;
 }
 
 Registry::Entry *Registry::entry(const QString &notifier, const QString &key)
 {
-    const auto keys = m_keys.find(notifier);
-    if (keys == m_keys.end())
-        return nullptr;
-    const auto entry = keys->find(key);
-    return entry == keys->end() ? nullptr : &*entry;
+    return const_cast<Entry *>(std::as_const(*this).entry(notifier, key));
 }
 
 quint64 Registry::nextSeq(const QString &notifier, const QString &key)
 {
-    auto keys = m_keys.find(notifier);
-    if (keys == m_keys.end())
-        return 0;
-    auto entry = keys->find(key);
-    return entry == keys->end() ? 0 : ++entry->seq;
+    Entry *e = entry(notifier, key);
+    return e ? ++e->seq : 0;
 }
 
 QList<ConnectionId> Registry::recipients(const QString &notifier, const QString &key,
@@ -241,7 +234,8 @@ bool Registry::isListening(ConnectionId connection, const QString &notifier,
                            const QString &key) const
 {
     const auto it = m_connections.constFind(connection);
-    return it != m_connections.cend() && it->isListening({ notifier, key });
+    const Entry *e = entry(notifier, key);
+    return it != m_connections.cend() && e && it->isListening(e);
 }
 
 QList<ConnectionId> Registry::connectionsOfUser(const QString &userId) const
@@ -251,7 +245,7 @@ QList<ConnectionId> Registry::connectionsOfUser(const QString &userId) const
 
 void Registry::reserve(const QString &notifier, int keys, int listenersPerKey)
 {
-    m_keys[notifier].reserve(keys);
+    m_keys[notifier].reserve(std::size_t(std::max(0, keys)));
     m_listenerHints.insert(notifier, listenersPerKey);
 }
 
@@ -259,18 +253,19 @@ void Registry::squeeze(const QString &notifier)
 {
     const auto keys = m_keys.find(notifier);
     if (keys != m_keys.end())
-        keys->squeeze();
+        keys->second.rehash(0); // as few buckets as its keys need
 }
 
 int Registry::keyCount(const QString &notifier) const
 {
-    return int(m_keys.value(notifier).size());
+    const auto keys = m_keys.find(notifier);
+    return keys == m_keys.cend() ? 0 : int(keys->second.size());
 }
 
 int Registry::keyCount() const
 {
     int count = 0;
-    for (const auto &keys : m_keys)
+    for (const auto &[notifier, keys] : m_keys)
         count += int(keys.size());
     return count;
 }

@@ -11,12 +11,17 @@
 #include <QtCore/QString>
 
 #include <functional>
+#include <unordered_map>
 
 namespace QtNotif {
 
 class Registry
 {
 public:
+    Registry() = default;
+    // Connections point at entries of the key tables: a copy would point at the original's.
+    Q_DISABLE_COPY_MOVE(Registry)
+
     enum class ListenResult { Added, AlreadyListening, UnknownConnection, LimitReached };
 
     // One listen: a (notifier, key) pair of one connection.
@@ -33,6 +38,9 @@ public:
         QJsonValue key;
         QList<ConnectionId> listeners;
         quint64 seq = 0; // notifications sent on this key since it got its first listener
+        // Where the entry is in the table (the table's strings, shared).
+        QString notifier;
+        QString keyText; // canonical key text
     };
 
     // Told when a key gets its first listener (added) and when it loses its last (not added):
@@ -96,27 +104,36 @@ public:
     int listenCount() const;
 
 private:
-    // (notifier, key): a listen as a connection's own list holds it.
-    using ListenKey = QPair<QString, QString>;
+    struct StringHash
+    {
+        std::size_t operator()(const QString &string) const noexcept { return qHash(string); }
+    };
+    // A notifier's keys. Its entries stay where they are while other keys come and go (a
+    // std::unordered_map does not move its nodes, a QHash does): connections point at them.
+    using KeyTable = std::unordered_map<QString, Entry, StringHash>;
+
     struct ConnectionInfo
     {
         QString userId;
-        // Sorted, for binary search. A list and not a QSet: a QSet's table takes about 2 KiB
-        // for the few listens a connection usually has, more than the rest of its state. The
-        // strings are the ones m_keys holds, shared.
-        QList<ListenKey> listens;
+        // The entries of its listens, sorted by address for binary search: 8 bytes a listen.
+        // A list and not a QSet: a QSet's table takes about 2 KiB for the few listens a
+        // connection usually has, more than the rest of its state.
+        QList<Entry *> listens;
 
-        bool isListening(const ListenKey &listen) const;
-        void addListen(const ListenKey &listen);
-        bool removeListen(const ListenKey &listen);
+        bool isListening(const Entry *entry) const;
+        void addListen(Entry *entry);
+        bool removeListen(Entry *entry);
     };
 
-    void removeListener(const QString &notifier, const QString &key, ConnectionId connection);
+    // Removes the connection from the entry's listeners, and the entry once it has none (entry
+    // is gone then).
+    void removeListener(Entry &entry, ConnectionId connection);
     void dropListens(ConnectionId connection, ConnectionInfo &info, QList<Listen> *removed);
 
     // notifier -> key -> entry. A notifier's table stays (empty) after its last key goes, so
-    // that a reserved capacity lasts; removeNotifier() drops it.
-    QHash<QString, QHash<QString, Entry>> m_keys;
+    // that a reserved capacity lasts; removeNotifier() drops it. Not a QHash either: copying
+    // it would copy the entries.
+    std::unordered_map<QString, KeyTable, StringHash> m_keys;
     QHash<QString, int> m_listenerHints; // notifier -> listeners to reserve per key
     QHash<ConnectionId, ConnectionInfo> m_connections;
     QHash<QString, QList<ConnectionId>> m_users; // user id -> its connections

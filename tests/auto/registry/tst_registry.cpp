@@ -248,6 +248,35 @@ void tst_Registry::rules_data()
         "keys = 0",
         "removeNotifier chat = 0",
     };
+    QTest::addRow("a listen over the limit leaves no key behind") << QStringList{
+        "add 1 -",
+        "listen 1 chat a max=1 = added",
+        "listen 1 chat b max=1 = limit",
+        "keys = 1",
+        "count chat b = 0",
+        "remove 1 = 1",
+        "keys = 0",
+    };
+    {
+        // A connection's listens point at the table's entries, which must stay where they are
+        // while many other keys come and go around them (the table grows and shrinks).
+        QStringList steps{ "add 1 -", "add 2 -", "listen 1 chat a = added" };
+        for (int i = 0; i < 500; ++i)
+            steps << QStringLiteral("listen 2 chat k%1 = added").arg(i);
+        steps << "count chat a = 1"
+              << "keys = 501";
+        for (int i = 0; i < 500; i += 2)
+            steps << QStringLiteral("unlisten 2 chat k%1 = true").arg(i);
+        steps << "unlisten 1 chat a = true"
+              << "count chat a = 0"
+              << "keys = 250"
+              << "listen 1 chat a = added"
+              << "remove 2 = 250"
+              << "keys = 1"
+              << "remove 1 = 1"
+              << "keys = 0";
+        QTest::addRow("listens outlive the growth of their key table") << steps;
+    }
     QTest::addRow("removing a notifier removes its listens only") << QStringList{
         "add 1 -",
         "listen 1 chat a = added",
