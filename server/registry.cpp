@@ -87,18 +87,12 @@ Registry::ListenResult Registry::listen(ConnectionId connection, const QString &
     auto it = m_connections.find(connection);
     if (it == m_connections.end())
         return ListenResult::UnknownConnection;
-    if (const Entry *existing = entry(notifier, key); existing && it->isListening(existing))
+    Entry *existing = entry(notifier, key);
+    if (existing && it->isListening(existing))
         return ListenResult::AlreadyListening;
     if (maxListens > 0 && it->listens.size() >= maxListens)
         return ListenResult::LimitReached;
-    auto keys = m_keys.try_emplace(notifier).first;
-    const auto [slot, added] = keys->second.try_emplace(key);
-    Entry &entry = slot->second;
-    if (added) {
-        // The table's strings, so that the entry's and the table's are one.
-        entry.notifier = keys->first;
-        entry.keyText = slot->first;
-    }
+    Entry &entry = existing ? *existing : addEntry(notifier, key);
     it->addListen(&entry);
     if (entry.listeners.isEmpty()) {
         entry.key = keyJson;
@@ -108,6 +102,17 @@ Registry::ListenResult Registry::listen(ConnectionId connection, const QString &
     if (entry.listeners.size() == 1 && m_keyObserver)
         m_keyObserver(notifier, key, true);
     return ListenResult::Added;
+}
+
+Registry::Entry &Registry::addEntry(const QString &notifier, const QString &key)
+{
+    const auto keys = m_keys.try_emplace(notifier).first;
+    const auto slot = keys->second.try_emplace(key).first;
+    Entry &entry = slot->second;
+    // The table's strings, so that the entry's and the table's are one.
+    entry.notifier = keys->first;
+    entry.keyText = slot->first;
+    return entry;
 }
 
 void Registry::removeListener(Entry &entry, ConnectionId connection)

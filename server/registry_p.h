@@ -125,6 +125,8 @@ private:
         bool removeListen(Entry *entry);
     };
 
+    // The entry of a key nobody listens to yet, added to the table.
+    Entry &addEntry(const QString &notifier, const QString &key);
     // Removes the connection from the entry's listeners, and the entry once it has none (entry
     // is gone then).
     void removeListener(Entry &entry, ConnectionId connection);
