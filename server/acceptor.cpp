@@ -6,8 +6,11 @@
 #include <QtNotif/protocol.h>
 
 #include <QtCore/QTimer>
-#include <QtNetwork/QSslServer>
 #include <QtNetwork/QSslSocket>
+
+#include <cerrno>
+#include <sys/resource.h>
+#include <sys/socket.h>
 
 namespace QtNotif {
 
@@ -31,29 +34,41 @@ void logTlsFailure(QSslSocket *socket, QAbstractSocket::SocketError error)
         qCInfo(lcServer) << "TLS handshake with" << peer << "failed:" << socket->errorString();
 }
 
-// Hands the descriptors of the connections it accepts to another thread's acceptor.
-class HandingServer : public QTcpServer
+// Each connection is a file descriptor, and a process may open 1024 by default (the soft
+// limit of RLIMIT_NOFILE on most Linux systems), far below what a server holds. Raises the
+// soft limit to the hard one, which the process may do by itself, as the Go and .NET runtimes
+// do at start.
+void raiseFileLimit()
 {
-public:
-    explicit HandingServer(Acceptor::Incoming incoming) : m_incoming(std::move(incoming)) { }
-
-protected:
-    void incomingConnection(qintptr descriptor) override { m_incoming(descriptor); }
-
-private:
-    Acceptor::Incoming m_incoming;
-};
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max)
+        return;
+    const rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        qCWarning(lcServer) << "cannot raise the limit of open files from" << quint64(before) << ":"
+                            << qt_error_string(errno);
+        return;
+    }
+    qCInfo(lcServer) << "raised the limit of open files from" << quint64(before) << "to"
+                     << quint64(limit.rlim_cur);
+}
 
 } // namespace
 
 Acceptor::Acceptor(Upgraded upgraded) : m_upgraded(std::move(upgraded))
 {
-    makeServers(false);
+    makeWebSocketServer(false);
+    m_acceptRetry.setSingleShot(true);
+    m_acceptRetry.callOnTimeout([this] {
+        if (m_acceptNotifier)
+            m_acceptNotifier->setEnabled(true);
+    });
 }
 
 Acceptor::~Acceptor() = default;
 
-void Acceptor::makeServers(bool secure)
+void Acceptor::makeWebSocketServer(bool secure)
 {
     m_webSocketServer = std::make_unique<QWebSocketServer>(
             QStringLiteral("qtnotif"),
@@ -61,43 +76,23 @@ void Acceptor::makeServers(bool secure)
     m_webSocketServer->setSupportedSubprotocols({ QString(Protocol::Subprotocol) });
     QObject::connect(m_webSocketServer.get(), &QWebSocketServer::newConnection,
                      m_webSocketServer.get(), [this] { onUpgraded(); });
-
-    m_pending.clear();
     m_held.clear();
-    if (m_incoming) {
-        m_tcpServer = std::make_unique<HandingServer>(m_incoming);
-        return;
-    }
-    if (secure) {
-        auto tls = std::make_unique<QSslServer>();
-        tls->setSslConfiguration(m_sslConfiguration);
-        tls->setHandshakeTimeout(int(m_handshakeTimeout.count()));
-        QObject::connect(tls.get(), &QSslServer::errorOccurred, tls.get(), logTlsFailure);
-        m_tcpServer = std::move(tls);
-    } else {
-        m_tcpServer = std::make_unique<WriteThroughServer>();
-    }
-    QObject::connect(m_tcpServer.get(), &QTcpServer::pendingConnectionAvailable, m_tcpServer.get(),
-                     [this] { onPendingConnections(); });
 }
 
 void Acceptor::setIncoming(Incoming incoming)
 {
     m_incoming = std::move(incoming);
-    makeServers(!m_sslConfiguration.isNull());
 }
 
 void Acceptor::adopt(qintptr descriptor)
 {
     if (m_sslConfiguration.isNull()) {
-        // As WriteThroughServer::incomingConnection() makes its sockets.
         auto *socket = new WriteThroughSocket(m_tcpServer.get());
         socket->setSocketDescriptor(descriptor);
         take(socket);
         return;
     }
-    // As QSslServer::incomingConnection() does: the TLS handshake within the handshake
-    // timeout, then the upgrade request.
+    // The TLS handshake within the handshake timeout, then the upgrade request.
     auto *socket = new QSslSocket(m_tcpServer.get());
     socket->setSslConfiguration(m_sslConfiguration);
     if (!socket->setSocketDescriptor(descriptor)) {
@@ -130,16 +125,29 @@ bool Acceptor::listen(const QHostAddress &address, quint16 port)
     // a restart, say): their SYNs are dropped and retried after a second or more. The kernel
     // caps it at net.core.somaxconn.
     m_tcpServer->setListenBacklogSize(ListenBacklog);
+    raiseFileLimit();
     if (!m_tcpServer->listen(address, port)) {
         m_errorString = m_tcpServer->errorString();
         return false;
     }
     m_errorString.clear();
+    // QTcpServer listens, the acceptor accepts: when accept() fails for want of a file
+    // descriptor, Qt 6.4 tries again at once, and again in every turn of the event loop for
+    // as long as it lasts (strace counted 14 000 calls a second), so a server out of
+    // descriptors spends a core on it while its clients wait.
+    m_tcpServer->pauseAccepting();
+    m_acceptNotifier = std::make_unique<QSocketNotifier>(m_tcpServer->socketDescriptor(),
+                                                         QSocketNotifier::Read);
+    QObject::connect(m_acceptNotifier.get(), &QSocketNotifier::activated, m_tcpServer.get(),
+                     [this] { acceptConnections(); });
     return true;
 }
 
 void Acceptor::close()
 {
+    m_acceptNotifier.reset();
+    m_acceptRetry.stop();
+    m_acceptRetryDelay = {};
     m_tcpServer->close();
     // Connections still in their handshake would otherwise be welcomed by a closed server.
     const QList<QTcpSocket *> pending = m_pending.keys();
@@ -185,22 +193,73 @@ void Acceptor::setSslConfiguration(const QSslConfiguration &configuration)
     const bool switching = configuration.isNull() != m_sslConfiguration.isNull();
     m_sslConfiguration = configuration;
     if (switching)
-        makeServers(!configuration.isNull());
-    else if (auto *tls = qobject_cast<QSslServer *>(m_tcpServer.get()))
-        tls->setSslConfiguration(configuration);
+        makeWebSocketServer(!configuration.isNull());
 }
 
 void Acceptor::setHandshakeTimeout(std::chrono::milliseconds timeout)
 {
     m_handshakeTimeout = timeout;
-    if (auto *tls = qobject_cast<QSslServer *>(m_tcpServer.get()))
-        tls->setHandshakeTimeout(int(timeout.count()));
 }
 
-void Acceptor::onPendingConnections()
+void Acceptor::acceptConnections()
 {
-    while (QTcpSocket *socket = m_tcpServer->nextPendingConnection())
-        take(socket);
+    const int listening = int(m_tcpServer->socketDescriptor());
+    for (int i = 0; i < AcceptsPerTurn; ++i) {
+        const int descriptor = ::accept4(listening, nullptr, nullptr, SOCK_CLOEXEC);
+        if (descriptor >= 0) {
+            if (m_acceptRetryDelay != std::chrono::milliseconds::zero()) {
+                m_acceptRetryDelay = {};
+                qCInfo(lcServer) << "accepting connections again";
+            }
+            if (m_incoming)
+                m_incoming(descriptor);
+            else
+                adopt(descriptor);
+            continue;
+        }
+        const int error = errno;
+        switch (error) {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            return;
+        case EINTR:
+        case ECONNABORTED:
+        // A connection that failed before it was taken: Linux reports its network error here.
+        case EPROTO:
+        case ENOPROTOOPT:
+        case ENETDOWN:
+        case ENETUNREACH:
+        case EHOSTDOWN:
+        case EHOSTUNREACH:
+        case ENONET:
+        case EOPNOTSUPP:
+        case EPERM: // a firewall rule
+            qCDebug(lcServer) << "accept() failed:" << qt_error_string(error);
+            continue;
+        default: // EMFILE, ENFILE, ENOBUFS, ENOMEM
+            return retryAcceptLater(error);
+        }
+    }
+}
+
+void Acceptor::retryAcceptLater(int error)
+{
+    // The connection waits in the kernel's backlog, with those behind it, until a descriptor
+    // is free: when connections go. Log it once, and try less often the longer it lasts.
+    ++m_acceptFailures;
+    if (m_acceptRetryDelay == std::chrono::milliseconds::zero()) {
+        qCWarning(lcServer).noquote().nospace()
+                << "cannot accept a connection: " << qt_error_string(error)
+                << "; trying again every " << LastAcceptRetry.count()
+                << " ms at most (docs/guide.md, \"File descriptors\")";
+        m_acceptRetryDelay = FirstAcceptRetry;
+    } else {
+        m_acceptRetryDelay = std::min(2 * m_acceptRetryDelay, LastAcceptRetry);
+    }
+    m_acceptNotifier->setEnabled(false);
+    m_acceptRetry.start(m_acceptRetryDelay);
 }
 
 void Acceptor::take(QTcpSocket *socket)

@@ -3,6 +3,7 @@
 #include <QtCore/QByteArray>
 #include <QtCore/QHash>
 #include <QtCore/QPointer>
+#include <QtCore/QSocketNotifier>
 #include <QtCore/QTimer>
 #include <QtCore/QUrl>
 #include <QtNetwork/QHostAddress>
@@ -44,6 +45,12 @@ public:
     static constexpr qsizetype MaxRequestSize = 64 * 1024;
     // Connections the kernel may hold for the acceptor to take.
     static constexpr int ListenBacklog = 4096;
+    // Connections taken in one go; the next ones in the next turn of the event loop.
+    static constexpr int AcceptsPerTurn = 32;
+    // After an accept fails for want of resources (file descriptors, mostly), the acceptor
+    // tries again after the first delay, then twice as long each time up to the last.
+    static constexpr std::chrono::milliseconds FirstAcceptRetry{ 10 };
+    static constexpr std::chrono::milliseconds LastAcceptRetry{ 1000 };
 
     // Called in the acceptor's thread with the descriptor of each TCP connection accepted, when
     // another acceptor (a worker's, see Worker) is to read its upgrade request: adopt() there.
@@ -83,6 +90,10 @@ public:
     std::chrono::milliseconds handshakeTimeout() const { return m_handshakeTimeout; }
     // Connections accepted and not yet upgraded.
     qsizetype handshakesInProgress() const { return m_pending.size() + m_held.size(); }
+    // Accepts that failed for want of resources since the acceptor was made.
+    qsizetype acceptFailures() const { return m_acceptFailures; }
+    // How long the acceptor waits before it tries again; zero while accepts succeed.
+    std::chrono::milliseconds acceptRetryDelay() const { return m_acceptRetryDelay; }
 
 private:
     // The bytes of one connection read so far, the request and what follows it.
@@ -94,8 +105,10 @@ private:
     };
     using Peer = std::pair<QHostAddress, quint16>;
 
-    void makeServers(bool secure);
-    void onPendingConnections();
+    void makeWebSocketServer(bool secure);
+    // Takes the connections the kernel holds, as many as AcceptsPerTurn.
+    void acceptConnections();
+    void retryAcceptLater(int error);
     // Starts reading the upgrade request of an accepted connection.
     void take(QTcpSocket *socket);
     void readRequest(QTcpSocket *socket);
@@ -108,7 +121,15 @@ private:
     QSslConfiguration m_sslConfiguration;
     std::chrono::milliseconds m_handshakeTimeout{ 10000 };
     QString m_errorString;
-    std::unique_ptr<QTcpServer> m_tcpServer; // a QSslServer for wss://
+    // Listens; the acceptor takes its connections itself (see acceptConnections()). The
+    // parent of the sockets in their handshake.
+    std::unique_ptr<QTcpServer> m_tcpServer = std::make_unique<QTcpServer>();
+    // Tells when connections wait to be accepted, while listening.
+    std::unique_ptr<QSocketNotifier> m_acceptNotifier;
+    // Enables m_acceptNotifier again after a failed accept.
+    QTimer m_acceptRetry;
+    std::chrono::milliseconds m_acceptRetryDelay{ 0 };
+    qsizetype m_acceptFailures = 0;
     // Reads the requests the acceptor hands over; never listens.
     std::unique_ptr<QWebSocketServer> m_webSocketServer;
     // Connections whose request is not complete yet.

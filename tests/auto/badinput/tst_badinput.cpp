@@ -11,11 +11,19 @@
 
 #include <QtCore/QDir>
 #include <QtCore/QRegularExpression>
+#include <QtCore/QScopeGuard>
 #include <QtCore/QTimer>
 #include <QtTest/QSignalSpy>
 #include <QtTest/QTest>
 
 #include <memory>
+#include <vector>
+
+#ifdef Q_OS_UNIX
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#endif
 
 using namespace QtNotif;
 using namespace std::chrono_literals;
@@ -391,6 +399,7 @@ private Q_SLOTS:
     void handshakeInProgressWhenTheServerCloses();
     void garbageInsteadOfAHandshake_data();
     void garbageInsteadOfAHandshake();
+    void fileDescriptorsRunOut();
     void badFrameFlood();
     void requestFlood();
     void listenFlood();
@@ -834,6 +843,58 @@ void tst_BadInput::garbageInsteadOfAHandshake()
     QVERIFY(raw.frames.isEmpty());
     QCOMPARE(connected.size(), 0);
     QCOMPARE(refused.size(), 0);
+}
+
+void tst_BadInput::fileDescriptorsRunOut()
+{
+#ifndef Q_OS_UNIX
+    QSKIP("needs setrlimit()");
+#else
+    // A process out of file descriptors cannot accept a connection, and QTcpServer then stops
+    // accepting for good. The server tries again, takes the connection once a descriptor is
+    // free, and serves its clients (the watcher) throughout.
+    rlimit limit{};
+    QCOMPARE(getrlimit(RLIMIT_NOFILE, &limit), 0);
+    const rlimit saved = limit;
+    std::vector<int> held; // descriptors that take the room left, to give back one by one
+    const auto restore = qScopeGuard([&] {
+        for (int fd : held)
+            ::close(fd);
+        setrlimit(RLIMIT_NOFILE, &saved);
+    });
+    limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, rlim_t(baselineFds) + 32);
+    QCOMPARE(setrlimit(RLIMIT_NOFILE, &limit), 0);
+    for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;)
+        held.push_back(fd);
+    QCOMPARE(errno, EMFILE);
+    QVERIFY(held.size() >= 3);
+
+    // One descriptor free: the client's socket takes it, the server's accept fails.
+    ::close(held.back());
+    held.pop_back();
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("cannot accept a connection: .+"));
+    const Acceptor &acceptor = ServerPrivate::get(server.get())->acceptor;
+    RawWebSocket raw;
+    QVERIFY(raw.connectToServer(server->serverPort())); // the kernel's backlog holds it
+    raw.write(Raw::handshakeRequest());
+    // It tries again less and less often: never in a loop that takes a core.
+    QTRY_VERIFY(acceptor.acceptFailures() >= 4);
+    QVERIFY(acceptor.acceptRetryDelay() >= 8 * Acceptor::FirstAcceptRetry);
+    QCOMPARE(raw.httpStatus, 0);
+    QVERIFY(!raw.disconnected);
+    verifyWatcher();
+
+    // Descriptors free again: the server takes the connection at its next try.
+    for (int i = 0; i < 2; ++i) {
+        ::close(held.back());
+        held.pop_back();
+    }
+    QTest::ignoreMessage(QtInfoMsg, "accepting connections again");
+    QVERIFY(raw.waitForUpgrade());
+    QVERIFY(raw.waitForMessages("welcome", 1));
+    raw.sendText(unlistenText("7"));
+    QVERIFY(raw.waitForMessages("ack", 1));
+#endif
 }
 
 void tst_BadInput::badFrameFlood()

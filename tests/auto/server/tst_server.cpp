@@ -27,6 +27,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #endif
 
@@ -44,6 +45,7 @@ private Q_SLOTS:
     void requestsAreRateLimited();
     void connectionsPerUserAreBounded();
     void handshakeTimeoutDropsSilentPeers();
+    void listenRaisesTheLimitOfOpenFiles();
 
     void welcomeCarriesIdentityAndLimits();
     void listenNotifyUnlisten();
@@ -1392,6 +1394,38 @@ void tst_Server::handshakeTimeoutDropsSilentPeers()
     QVERIFY(silent.waitForConnected(5000));
     QTRY_COMPARE_WITH_TIMEOUT(silent.state(), QAbstractSocket::UnconnectedState, 5000);
     QCOMPARE(server->connectionCount(), 0);
+}
+
+void tst_Server::listenRaisesTheLimitOfOpenFiles()
+{
+#ifndef Q_OS_LINUX
+    QSKIP("RLIMIT_NOFILE on Linux");
+#else
+    // Each connection takes a file descriptor: listen() lifts the soft limit (1024 by default
+    // on most systems) to the hard one, so that a server is not refused descriptors at a
+    // thousand clients.
+    rlimit limit{};
+    QCOMPARE(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+    const rlimit saved = limit;
+    const auto restore = qScopeGuard([&] { ::setrlimit(RLIMIT_NOFILE, &saved); });
+    const rlim_t open = rlim_t(QDir(QStringLiteral("/proc/self/fd")).count());
+    if (limit.rlim_max < open + 64)
+        QSKIP("the hard limit leaves no room to lower the soft one");
+    limit.rlim_cur = open + 32;
+    QCOMPARE(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+    QTest::ignoreMessage(QtInfoMsg,
+                         QRegularExpression(QStringLiteral("raised the limit of open files from %1 "
+                                                           "to %2")
+                                                    .arg(limit.rlim_cur)
+                                                    .arg(limit.rlim_max)));
+    Server other;
+    QVERIFY(other.listen());
+    QCOMPARE(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+    QCOMPARE(limit.rlim_cur, saved.rlim_max);
+    // Nothing to raise: no word of it.
+    Server third;
+    QVERIFY(third.listen());
+#endif
 }
 
 void tst_Server::adviceOnTheEventDispatcher()
