@@ -548,7 +548,7 @@ ConnectionId Harness::connect(int s)
     auto owned = std::make_unique<Connection>();
     const ConnectionId id = ++d->lastId;
     owned->id = id;
-    owned->link.emplace(new QWebSocket, nullptr);
+    owned->link.emplace(nullptr);
     owned->identity = identityFor(users[s]);
     owned->lastHeard.start();
     owned->requestTokens = d->requestBurst;

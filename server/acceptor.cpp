@@ -1,6 +1,7 @@
 #include "acceptor_p.h"
 
 #include "logging_p.h"
+#include "upgrade_p.h"
 #include "writethroughsocket_p.h"
 
 #include <QtNotif/protocol.h>
@@ -58,7 +59,6 @@ void raiseFileLimit()
 
 Acceptor::Acceptor(Upgraded upgraded) : m_upgraded(std::move(upgraded))
 {
-    makeWebSocketServer(false);
     m_acceptRetry.setSingleShot(true);
     m_acceptRetry.callOnTimeout([this] {
         if (m_acceptNotifier)
@@ -67,17 +67,6 @@ Acceptor::Acceptor(Upgraded upgraded) : m_upgraded(std::move(upgraded))
 }
 
 Acceptor::~Acceptor() = default;
-
-void Acceptor::makeWebSocketServer(bool secure)
-{
-    m_webSocketServer = std::make_unique<QWebSocketServer>(
-            QStringLiteral("qtnotif"),
-            secure ? QWebSocketServer::SecureMode : QWebSocketServer::NonSecureMode);
-    m_webSocketServer->setSupportedSubprotocols({ QString(Protocol::Subprotocol) });
-    QObject::connect(m_webSocketServer.get(), &QWebSocketServer::newConnection,
-                     m_webSocketServer.get(), [this] { onUpgraded(); });
-    m_held.clear();
-}
 
 void Acceptor::setIncoming(Incoming incoming)
 {
@@ -153,13 +142,7 @@ void Acceptor::close()
     const QList<QTcpSocket *> pending = m_pending.keys();
     for (QTcpSocket *socket : pending)
         socket->abort();
-    const QList<Held> held = m_held.values();
-    for (const Held &h : held) {
-        if (h.socket)
-            h.socket->abort();
-    }
     m_pending.clear();
-    m_held.clear();
 }
 
 bool Acceptor::isListening() const
@@ -190,10 +173,7 @@ QString Acceptor::errorString() const
 
 void Acceptor::setSslConfiguration(const QSslConfiguration &configuration)
 {
-    const bool switching = configuration.isNull() != m_sslConfiguration.isNull();
     m_sslConfiguration = configuration;
-    if (switching)
-        makeWebSocketServer(!configuration.isNull());
 }
 
 void Acceptor::setHandshakeTimeout(std::chrono::milliseconds timeout)
@@ -296,8 +276,12 @@ void Acceptor::readRequest(QTcpSocket *socket)
     pending.bytes += socket->readAll();
     const qsizetype end = pending.bytes.indexOf(EndOfRequest, pending.scanned);
     const qsizetype requestSize = end < 0 ? pending.bytes.size() : end + EndOfRequest.size();
-    if (end >= 0 && requestSize <= MaxRequestSize)
-        return handOver(socket, pending, requestSize);
+    if (end >= 0 && requestSize <= MaxRequestSize) {
+        delete pending.timer; // the handshake timeout
+        QByteArray bytes = std::exchange(pending.bytes, {});
+        m_pending.erase(it);
+        return answer(socket, std::move(bytes), requestSize);
+    }
     if (requestSize > MaxRequestSize) {
         qCInfo(lcServer) << "refused" << socket->peerAddress() << ": an upgrade request over"
                          << MaxRequestSize << "bytes";
@@ -310,71 +294,29 @@ void Acceptor::readRequest(QTcpSocket *socket)
     pending.scanned = std::max<qsizetype>(0, pending.bytes.size() - EndOfRequest.size() + 1);
 }
 
-void Acceptor::handOver(QTcpSocket *socket, Pending &pending, qsizetype requestSize)
+void Acceptor::answer(QTcpSocket *socket, QByteArray bytes, qsizetype requestSize)
 {
     QObject::disconnect(socket, &QTcpSocket::readyRead, nullptr, nullptr);
-    QObject::disconnect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
     QObject::disconnect(socket, &QObject::destroyed, m_tcpServer.get(), nullptr);
-    delete pending.timer;
-    // Qt reads the request from the socket, so it goes back in; what follows waits in
-    // m_held. With the read buffer full, the socket reads nothing more from the network
-    // until onUpgraded() lifts the limit: Qt never sees a frame before its signals are
-    // connected.
-    const QByteArray bytes = std::exchange(pending.bytes, {});
-    m_pending.remove(socket);
-    for (qsizetype i = requestSize - 1; i >= 0; --i)
-        socket->ungetChar(bytes.at(i));
-    socket->setReadBufferSize(requestSize);
-    const Peer peer{ socket->peerAddress(), socket->peerPort() };
-    m_held.insert(peer, { socket, bytes.mid(requestSize) });
-    QObject::connect(socket, &QObject::destroyed, m_tcpServer.get(), [this, peer, socket] {
-        const auto held = m_held.constFind(peer);
-        if (held != m_held.cend() && held->socket == socket)
-            m_held.erase(held);
-    });
-    // Qt deletes the socket when it disconnects, and closes it if the request is not a
-    // WebSocket upgrade.
-    m_webSocketServer->handleConnection(socket);
-}
-
-void Acceptor::onUpgraded()
-{
-    while (QWebSocket *webSocket = m_webSocketServer->nextPendingConnection()) {
-        const Held held = m_held.take({ webSocket->peerAddress(), webSocket->peerPort() });
-        QPointer<QTcpSocket> socket = held.socket;
-        // The socket lives on with its client: the acceptor's book-keeping of it is done, and
-        // its connections would take memory for as long.
-        if (socket)
-            QObject::disconnect(socket, &QObject::destroyed, m_tcpServer.get(), nullptr);
-        if (m_holdFrames) {
-            if (socket)
-                socket->blockSignals(true);
-            m_upgraded(webSocket, socket.data(),
-                       [webSocket = QPointer<QWebSocket>(webSocket), socket, held] {
-                           if (webSocket)
-                               webSocket->setReadBufferSize(0);
-                           if (!socket)
-                               return;
-                           socket->blockSignals(false);
-                           socket->setReadBufferSize(0);
-                           for (qsizetype i = held.bytes.size() - 1; i >= 0; --i)
-                               socket->ungetChar(held.bytes.at(i));
-                           if (socket->bytesAvailable() > 0)
-                               Q_EMIT socket->readyRead();
-                       });
-            continue;
-        }
-        webSocket->setReadBufferSize(0); // its copy of the limit
-        if (socket) {
-            socket->setReadBufferSize(0);
-            for (qsizetype i = held.bytes.size() - 1; i >= 0; --i)
-                socket->ungetChar(held.bytes.at(i));
-        }
-        m_upgraded(webSocket, socket.data(), {});
-        // QWebSocket reads on readyRead. Signalled after m_upgraded() has connected its slots.
-        if (socket && socket->bytesAvailable() > 0)
-            Q_EMIT socket->readyRead();
+    const Upgrade upgrade = Upgrade::read(
+            QByteArrayView(bytes).first(requestSize), !m_sslConfiguration.isNull(),
+            socket->peerAddress(),
+            QByteArrayView(Protocol::Subprotocol.data(), Protocol::Subprotocol.size()));
+    if (upgrade.status != 101) {
+        qCInfo(lcServer) << "refused" << socket->peerAddress() << "with HTTP" << upgrade.status
+                         << ":" << upgrade.error;
+        socket->write(upgrade.response);
+        socket->disconnectFromHost(); // and deleted once disconnected
+        return;
     }
+    // The socket goes to the callee, and lives on with its client.
+    QObject::disconnect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+    socket->setParent(nullptr);
+    // What followed the request goes back in, for the connection's link to read.
+    for (qsizetype i = bytes.size() - 1; i >= requestSize; --i)
+        socket->ungetChar(bytes.at(i));
+    socket->write(upgrade.response);
+    m_upgraded(socket, upgrade);
 }
 
 } // namespace QtNotif

@@ -1,6 +1,7 @@
 #include "server_p.h"
 
 #include "logging_p.h"
+#include "upgrade_p.h"
 
 #include <QtNotif/backplane.h>
 #include <QtNotif/handshakerequest.h>
@@ -34,25 +35,14 @@ bool isPositiveSetting(const char *what, qint64 value)
 
 } // namespace
 
-Handshake Handshake::of(const QWebSocket &socket)
+Handshake Handshake::of(const Upgrade &upgrade, const QTcpSocket &socket)
 {
     Handshake handshake;
     handshake.connected = socket.state() == QAbstractSocket::ConnectedState;
-    if (!handshake.connected) {
-        handshake.closeCode = int(socket.closeCode());
-        handshake.closeReason = socket.closeReason();
-        return handshake;
-    }
-    handshake.subprotocol = socket.subprotocol();
-    handshake.origin = socket.origin();
-    handshake.peer = socket.peerAddress();
-    const QNetworkRequest request = socket.request();
-    QList<QPair<QByteArray, QByteArray>> headers;
-    const QList<QByteArray> names = request.rawHeaderList();
-    headers.reserve(names.size());
-    for (const QByteArray &name : names)
-        headers.append({ name, request.rawHeader(name) });
-    handshake.request = HandshakeRequest(request.url(), headers, handshake.peer);
+    handshake.subprotocol = upgrade.subprotocol;
+    handshake.origin = upgrade.origin;
+    handshake.peer = upgrade.request.peerAddress();
+    handshake.request = upgrade.request;
     return handshake;
 }
 
@@ -117,41 +107,52 @@ void ServerPrivate::refuse(std::unique_ptr<Connection> candidate, const Handshak
     Q_EMIT q->clientRefused(reason);
 }
 
-void ServerPrivate::accept(QWebSocket *socket, QTcpSocket *tcpSocket)
+void ServerPrivate::accept(QTcpSocket *socket, const Upgrade &upgrade)
 {
-    // The server owns its sockets through Connection (or closeLink()), not as QObject children.
-    socket->setParent(nullptr);
     auto candidate = std::make_unique<Connection>();
-    candidate->link.emplace(socket, tcpSocket);
-    admit(std::move(candidate), Handshake::of(*socket), [this, socket](ConnectionId id) {
-        QObject::connect(socket, &QWebSocket::textMessageReceived, q,
-                         [this, id](const QString &message) {
-                             onTextMessage(id, message);
-                             releaseReadBuffer(id);
-                         });
-        QObject::connect(socket, &QWebSocket::binaryMessageReceived, q, [this, id] {
-            onBinaryMessage(id);
-            releaseReadBuffer(id);
-        });
-        QObject::connect(socket, &QWebSocket::pong, q, [this, id] {
-            if (Connection *c = connection(id)) {
-                c->lastHeard.restart();
-                boundSendQueue(*c); // the pongs Qt sends by itself count too
-            }
-            releaseReadBuffer(id);
-        });
-        QObject::connect(socket, &QWebSocket::disconnected, q, [this, id] {
-            if (removeConnection(id))
-                qCDebug(lcServer) << "connection" << id << "gone";
-        });
-    });
+    candidate->link.emplace(socket);
+    ConnectionId admitted = 0;
+    admit(std::move(candidate), Handshake::of(upgrade, *socket),
+          [&admitted](ConnectionId id) { admitted = id; });
+    // After its welcome: what the client sent with its upgrade request, then what comes.
+    if (Connection *c = admitted ? connection(admitted) : nullptr)
+        c->link->start(this, admitted);
 }
 
-void ServerPrivate::releaseReadBuffer(ConnectionId id)
+void ServerPrivate::linkText(quint64 tag, const QByteArray &utf8)
 {
-    Connection *c = connection(id);
-    if (c && c->link)
-        c->link->releaseReadBuffer();
+    onTextMessage(tag, QString::fromUtf8(utf8));
+}
+
+void ServerPrivate::linkBinary(quint64 tag)
+{
+    onBinaryMessage(tag);
+}
+
+void ServerPrivate::linkPong(quint64 tag)
+{
+    if (Connection *c = connection(tag))
+        c->lastHeard.restart();
+}
+
+void ServerPrivate::linkPinged(quint64 tag)
+{
+    // The link answers the client's pings by itself, past send(): a client that sends pings
+    // and reads nothing is caught here.
+    if (Connection *c = connection(tag))
+        boundSendQueue(*c);
+}
+
+void ServerPrivate::linkEnded(quint64 tag, quint16 closeCode, const QString &reason)
+{
+    if (closeCode == 0) {
+        if (removeConnection(tag))
+            qCDebug(lcServer) << "connection" << tag << "gone";
+        return;
+    }
+    qCDebug(lcServer) << "connection" << tag << "closed:" << closeCode << reason;
+    // What was sent to it before goes first (removeConnection() flushes its outbox).
+    dropConnection(tag, closeCode, reason);
 }
 
 void ServerPrivate::onBinaryMessage(ConnectionId id)
@@ -169,8 +170,7 @@ void ServerPrivate::admit(std::unique_ptr<Connection> candidate, const Handshake
     // A socket the peer closed meanwhile must not become a connection that nothing would ever
     // remove.
     if (!handshake.connected) {
-        qCInfo(lcServer) << "dropped a connection the WebSocket layer closed before its welcome:"
-                         << handshake.closeCode << handshake.closeReason;
+        qCInfo(lcServer) << "dropped a connection closed before its welcome";
         return;
     }
     if (handshake.subprotocol != Subprotocol) {
@@ -223,9 +223,8 @@ void ServerPrivate::admit(std::unique_ptr<Connection> candidate, const Handshake
     Connection &c = *owned;
     connections.emplace(id, std::move(owned));
     send(c, welcomeFrame(c));
-    // Now, not at the end of the turn: Qt's WebSocket layer may close the socket itself before
-    // then, for a bad frame that came with the upgrade request, and the client is owed its
-    // welcome first.
+    // Now, not at the end of the turn: the frames that came with the upgrade request are read
+    // next, and may close the connection; the client is owed its welcome first.
     flushOutbox(c);
     qCDebug(lcServer) << "connection" << id << "welcomed as" << c.identity.userId();
     Q_EMIT q->clientConnected(id, c.identity);
@@ -253,9 +252,7 @@ void ServerPrivate::push(Connection &connection, LinkCommand::Kind kind, QString
 void ServerPrivate::ping(Connection &connection)
 {
     if (connection.link) {
-        connection.link->ping();
-        // Qt answers the client's pings by itself, past send(): a client that sends pings and
-        // reads nothing is caught here.
+        connection.link->ping(); // past send(), as the link's answers to the client's pings
         boundSendQueue(connection);
     } else {
         push(connection, LinkCommand::Kind::Ping);
@@ -445,7 +442,7 @@ void ServerPrivate::closeLink(Connection &connection, quint16 closeCode, const Q
     // Owned by the server meanwhile, so that a server deleted meanwhile takes the socket with it
     // (a worker's, by the worker: see ~WorkerThread()).
     if (connection.link)
-        connection.link->close(q, q, closeCode, reason);
+        connection.link->close(q, closeCode, reason);
     else if (connection.worker)
         push(connection, LinkCommand::Kind::Close, reason, closeCode);
 }
@@ -455,7 +452,7 @@ std::unique_ptr<Connection> ServerPrivate::removeConnection(ConnectionId id)
     const auto it = connections.find(id);
     if (it == connections.end())
         return nullptr;
-    flushOutbox(*it->second); // what was sent before it goes, as QWebSocket would have
+    flushOutbox(*it->second); // what was sent before it goes
     std::unique_ptr<Connection> removed = std::move(it->second);
     if (removed->worker)
         removed->worker->connections.erase(removed->ticket);

@@ -15,7 +15,7 @@
 #include <QtCore/QHash>
 #include <QtCore/QPointer>
 #include <QtCore/QTimer>
-#include <QtWebSockets/QWebSocket>
+#include <QtWebSockets/QWebSocketProtocol>
 
 #include <functional>
 #include <map>
@@ -40,12 +40,10 @@ struct PendingNotif
 // What the server needs to know of an upgraded socket to decide on it (ServerPrivate::admit()).
 struct Handshake
 {
-    static Handshake of(const QWebSocket &socket);
+    static Handshake of(const Upgrade &upgrade, const QTcpSocket &socket);
 
-    // Whether the socket was still connected once upgraded; if not, why it closed.
+    // Whether the socket was still connected once upgraded.
     bool connected = false;
-    int closeCode = 0;
-    QString closeReason;
     QString subprotocol;
     QString origin;
     QHostAddress peer;
@@ -88,7 +86,7 @@ struct Connection
     std::optional<Expiries::iterator> expiry;
 };
 
-class ServerPrivate
+class ServerPrivate : public SocketLink::Receiver
 {
 public:
     explicit ServerPrivate(Server *server);
@@ -187,8 +185,8 @@ public:
     QTNOTIF_SERVER_EXPORT QThread *threadOf(ConnectionId id);
 
     Server *q;
-    Acceptor acceptor{ [this](QWebSocket *socket, QTcpSocket *tcpSocket, Acceptor::Release) {
-        accept(socket, tcpSocket);
+    Acceptor acceptor{ [this](QTcpSocket *socket, const Upgrade &upgrade) {
+        accept(socket, upgrade);
     } };
     QSslConfiguration sslConfiguration; // null: ws://
     QStringList allowedOrigins;
@@ -236,7 +234,14 @@ public:
 
 private:
     bool isOriginAllowed(const QString &origin) const;
-    void accept(QWebSocket *socket, QTcpSocket *tcpSocket);
+    void accept(QTcpSocket *socket, const Upgrade &upgrade);
+    // What the links of this thread's connections read (SocketLink::Receiver); tag is the
+    // connection's id.
+    void linkText(quint64 tag, const QByteArray &utf8) override;
+    void linkBinary(quint64 tag) override;
+    void linkPong(quint64 tag) override;
+    void linkPinged(quint64 tag) override;
+    void linkEnded(quint64 tag, quint16 closeCode, const QString &reason) override;
     // Decides on an upgraded socket, the link of candidate: refuses it, or makes candidate a
     // connection and welcomes it. wire() connects the socket's signals to the new connection,
     // before its welcome.
@@ -247,8 +252,6 @@ private:
     void refuse(std::unique_ptr<Connection> candidate, const Handshake &handshake,
                 quint16 closeCode, const QString &reason, const QString &userId = QString());
     void onBinaryMessage(ConnectionId id);
-    // After frames of the connection's socket (on the server's thread) have been handled.
-    void releaseReadBuffer(ConnectionId id);
     // The connection of a worker's socket, nullptr if none.
     Connection *connectionOf(int worker, quint64 ticket);
     WorkerThread *workerById(int id) const;

@@ -13,76 +13,185 @@
 
 namespace QtNotif {
 
-namespace {
-
-// How long a closing socket may take to finish the close handshake before it is aborted.
-constexpr int CloseTimeoutMs = 5000;
-
-} // namespace
-
-SocketLink::SocketLink(QWebSocket *socket, QTcpSocket *tcpSocket)
-    : m_socket(socket), m_tcpSocket(tcpSocket)
+SocketLink::SocketLink(QTcpSocket *socket) : m_socket(socket)
 {
+    if (!socket)
+        return;
 #ifdef Q_OS_LINUX
-    if (tcpSocket && !qobject_cast<QSslSocket *>(tcpSocket))
-        m_descriptor = tcpSocket->socketDescriptor();
+    if (!qobject_cast<QSslSocket *>(socket))
+        m_descriptor = socket->socketDescriptor();
 #endif
-    m_writeThrough = dynamic_cast<WriteThroughSocket *>(tcpSocket) != nullptr;
+    m_writeThrough = dynamic_cast<WriteThroughSocket *>(socket) != nullptr;
 }
 
-void SocketLink::releaseReadBuffer()
+SocketLink::~SocketLink()
 {
-    if (m_writeThrough && m_tcpSocket)
-        static_cast<WriteThroughSocket *>(m_tcpSocket.data())->releaseReadBuffer();
+    if (m_alive)
+        *m_alive = false;
+    // Later: the link may go in a signal of its socket.
+    if (QTcpSocket *socket = release()) {
+        socket->abort();
+        socket->deleteLater();
+    }
 }
 
-void SocketLink::setMaxFrameSize(qint64 bytes)
+QTcpSocket *SocketLink::release()
 {
-    m_socket->setMaxAllowedIncomingMessageSize(quint64(bytes));
-    m_socket->setMaxAllowedIncomingFrameSize(quint64(bytes));
+    QTcpSocket *socket = std::exchange(m_socket, nullptr);
+    m_descriptor = -1;
+    if (socket)
+        QObject::disconnect(socket, nullptr, socket, nullptr); // the link's connections
+    return socket;
 }
 
-void SocketLink::close(QObject *context, QObject *owner, quint16 closeCode, const QString &reason)
+void SocketLink::start(Receiver *receiver, quint64 tag)
 {
-    QWebSocket *socket = m_socket.release();
-    QObject::disconnect(socket, nullptr, context, nullptr);
+    m_receiver = receiver;
+    m_tag = tag;
+    if (!m_socket)
+        return;
+    m_socket->setReadBufferSize(0); // the acceptor's limit while the link did not read
+    QObject::connect(m_socket, &QIODevice::readyRead, m_socket, [this] { onReadyRead(); });
+    QObject::connect(m_socket, &QAbstractSocket::disconnected, m_socket,
+                     [this] { onDisconnected(); });
+    // What came with the upgrade request, or since; then a client that went meanwhile, whose
+    // disconnected() no one heard.
+    bool alive = true;
+    m_alive = &alive;
+    onReadyRead();
+    if (!alive)
+        return;
+    m_alive = nullptr;
+    if (m_socket && m_socket->state() != QAbstractSocket::ConnectedState)
+        onDisconnected();
+}
+
+void SocketLink::onReadyRead()
+{
+    bool alive = true;
+    bool *const outer = std::exchange(m_alive, &alive);
+    const auto done = [&] {
+        if (!alive) {
+            if (outer)
+                *outer = false;
+            return true;
+        }
+        return false;
+    };
+    FrameReader::Message message;
+    while (m_socket) {
+        const FrameReader::Result result = m_reader.read(*m_socket, message);
+        if (result == FrameReader::Result::NeedMore)
+            break;
+        if (result == FrameReader::Result::Failed) {
+            m_receiver->linkEnded(m_tag, m_reader.failureCode(), m_reader.failureReason());
+            if (done())
+                return;
+            break; // closed by the receiver
+        } else {
+            switch (message.kind) {
+            case FrameReader::Kind::Text:
+                m_receiver->linkText(m_tag, message.payload);
+                break;
+            case FrameReader::Kind::Binary:
+                m_receiver->linkBinary(m_tag);
+                break;
+            case FrameReader::Kind::Pong:
+                m_receiver->linkPong(m_tag);
+                break;
+            case FrameReader::Kind::Ping: {
+                const WireFrame pong = WireFrame::pong(message.payload);
+                writeFrames(&pong, 1);
+                m_receiver->linkPinged(m_tag);
+                break;
+            }
+            case FrameReader::Kind::Close:
+                // Answered with the client's code (RFC 6455, 5.5.1), 1000 for none.
+                m_closeReceived = true;
+                m_receiver->linkEnded(m_tag,
+                                      message.closeCode == 1005 ? quint16(1000) : message.closeCode,
+                                      QString());
+                if (done())
+                    return;
+                break;
+            }
+        }
+        if (done())
+            return;
+    }
+    m_alive = outer;
+    // The read buffer's block goes back once the client's frames are read.
+    if (m_writeThrough && m_socket)
+        static_cast<WriteThroughSocket *>(m_socket)->releaseReadBuffer();
+}
+
+void SocketLink::onDisconnected()
+{
+    release()->deleteLater();
+    m_receiver->linkEnded(m_tag, 0, QString());
+}
+
+void SocketLink::ping()
+{
+    static const WireFrame frame = WireFrame::ping();
+    writeFrames(&frame, 1);
+}
+
+void SocketLink::close(QObject *owner, quint16 closeCode, const QString &reason)
+{
+    if (!m_socket)
+        return;
+    const WireFrame frame = WireFrame::close(closeCode, reason);
+    writeFrames(&frame, 1);
+    QTcpSocket *socket = release();
     socket->setParent(owner);
-    QObject::connect(socket, &QWebSocket::disconnected, socket, &QObject::deleteLater);
-    QTimer::singleShot(CloseTimeoutMs, socket, [socket] {
+    if (socket->state() != QAbstractSocket::ConnectedState) {
+        socket->deleteLater();
+        return;
+    }
+    QObject::connect(socket, &QAbstractSocket::disconnected, socket, &QObject::deleteLater);
+    // A child of the socket, gone with it: QTimer::singleShot() would keep its timer for the
+    // whole timeout, which a server closing thousands of connections a second would pile up.
+    auto *timeout = new QTimer(socket);
+    timeout->setSingleShot(true);
+    QObject::connect(timeout, &QTimer::timeout, socket, [socket] {
         socket->abort();
         socket->deleteLater();
     });
-    socket->close(QWebSocketProtocol::CloseCode(closeCode), reason);
+    timeout->start(CloseTimeoutMs);
+    if (m_closeReceived) {
+        // The client's close frame came first: the handshake is done once this one is sent.
+        socket->disconnectFromHost();
+        return;
+    }
+    // Reads what the client still sends up to its close frame, then disconnects: closing with
+    // frames of the client still coming would reset the connection, and the client could lose
+    // the close frame in the reset.
+    QObject::connect(socket, &QIODevice::readyRead, socket,
+                     [socket, reader = FrameReader()]() mutable {
+                         FrameReader::Message message;
+                         for (;;) {
+                             const FrameReader::Result result = reader.read(*socket, message);
+                             if (result == FrameReader::Result::NeedMore)
+                                 return;
+                             if (result == FrameReader::Result::Failed
+                                 || message.kind == FrameReader::Kind::Close) {
+                                 socket->disconnectFromHost();
+                                 return;
+                             }
+                         }
+                     });
+    if (socket->bytesAvailable() > 0) {
+        QMetaObject::invokeMethod(
+                socket, [socket] { Q_EMIT socket->readyRead(); }, Qt::QueuedConnection);
+    }
 }
 
 void SocketLink::writeFrames(const WireFrame *frames, std::size_t count)
 {
-    QWebSocket *socket = m_socket.get();
-    if (socket->state() != QAbstractSocket::ConnectedState)
+    if (count == 0 || !m_socket)
         return;
-    // QWebSocket writes whole frames to the same TCP socket, so frames written here between its
-    // own stay whole and in order. Past the size at which QWebSocket would fragment a message,
-    // it sends the text itself.
-    const quint64 fragmentSize = socket->outgoingFrameSize();
-    std::size_t next = 0;
-    while (next < count) {
-        std::size_t end = next;
-        if (m_tcpSocket) {
-            while (end < count && quint64(frames[end].payload().size()) <= fragmentSize)
-                ++end;
-            writeRaw(frames + next, end - next);
-        }
-        if (end < count)
-            socket->sendTextMessage(frames[end++].text());
-        next = end;
-    }
-}
-
-void SocketLink::writeRaw(const WireFrame *frames, std::size_t count)
-{
-    if (count == 0)
-        return;
-    QTcpSocket *tcpSocket = m_tcpSocket.data();
+    QTcpSocket *tcpSocket = m_socket;
     std::size_t next = 0; // the first frame not fully written
     qint64 offset = 0;    // how much of it was written
 #ifdef Q_OS_LINUX

@@ -90,7 +90,8 @@ Upgrade Upgrade::read(QByteArrayView request, bool secure, const QHostAddress &p
                                            : refuse(400, "a malformed request line");
     if (method != "GET")
         return refuse(405, "a method other than GET", "Allow: GET\r\n");
-    if (!target.startsWith('/')
+    // QWebSocket sends a URL without a path as its query alone ("?token=t").
+    if (!(target.startsWith('/') || target.startsWith('?'))
         || std::any_of(target.begin(), target.end(), [](char c) { return uchar(c) <= 0x20; })) {
         return refuse(400, "a request target that is not a path");
     }
@@ -143,6 +144,7 @@ Upgrade Upgrade::read(QByteArrayView request, bool secure, const QHostAddress &p
     if (host.isEmpty())
         return refuse(400, "no Host");
     const QUrl url(QString::fromLatin1((secure ? "wss://" : "ws://") + host.toByteArray()
+                                       + (target.startsWith('?') ? "/" : "")
                                        + target.toByteArray()),
                    QUrl::StrictMode);
     if (!url.isValid() || url.host().isEmpty() || !url.userInfo().isEmpty())

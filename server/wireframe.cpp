@@ -34,11 +34,44 @@ WireFrame WireFrame::notification(QByteArrayView notifierJson, QByteArrayView ke
     return frame;
 }
 
-void WireFrame::writeHeader(qsizetype payloadSize)
+WireFrame WireFrame::control(quint8 opcode, QByteArrayView payload)
+{
+    Q_ASSERT(payload.size() <= 125);
+    WireFrame frame;
+    frame.writeHeader(payload.size(), opcode);
+    frame.m_bytes.append(payload);
+    return frame;
+}
+
+WireFrame WireFrame::ping(QByteArrayView data)
+{
+    return control(0x9, data);
+}
+
+WireFrame WireFrame::pong(QByteArrayView data)
+{
+    return control(0xA, data);
+}
+
+WireFrame WireFrame::close(quint16 code, const QString &reason)
+{
+    QByteArray payload(2, Qt::Uninitialized);
+    payload[0] = char(code >> 8);
+    payload[1] = char(code);
+    // 123 bytes of reason at most, cut before a character that would not fit whole.
+    const QByteArray utf8 = reason.toUtf8();
+    qsizetype size = std::min<qsizetype>(utf8.size(), 123);
+    while (size < utf8.size() && size > 0 && (uchar(utf8.at(size)) & 0xc0) == 0x80)
+        --size;
+    payload.append(utf8.first(size));
+    return control(0x8, payload);
+}
+
+void WireFrame::writeHeader(qsizetype payloadSize, quint8 opcode)
 {
     const auto size = quint64(payloadSize);
-    // FIN and the text opcode; then the length in the fewest bytes (RFC 6455, 5.2), unmasked.
-    char header[10] = { char(0x81) };
+    // FIN and the opcode; then the length in the fewest bytes (RFC 6455, 5.2), unmasked.
+    char header[10] = { char(0x80 | opcode) };
     if (size <= 125) {
         header[1] = char(size);
         m_headerSize = 2;

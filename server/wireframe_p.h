@@ -24,6 +24,11 @@ public:
     // WireFrame(notifFrame(...)) without the round trip through UTF-16.
     static WireFrame notification(QByteArrayView notifierJson, QByteArrayView keyJson, quint64 seq,
                                   QByteArrayView dataJson);
+    // Control frames (RFC 6455, 5.5): a ping or a pong with its application data (125 bytes
+    // at most), and a close frame with its code and reason, the reason cut to fit.
+    static WireFrame ping(QByteArrayView data = {});
+    static WireFrame pong(QByteArrayView data);
+    static WireFrame close(quint16 code, const QString &reason);
 
     bool isNull() const { return m_bytes.isNull(); }
     // Header and payload, ready for the socket.
@@ -34,8 +39,9 @@ public:
 
 private:
     // Makes room for the header of a payload of size bytes at the start of m_bytes, and
-    // writes it.
-    void writeHeader(qsizetype size);
+    // writes it: a final frame of the opcode, text by default.
+    void writeHeader(qsizetype size, quint8 opcode = 0x1);
+    static WireFrame control(quint8 opcode, QByteArrayView payload);
 
     QByteArray m_bytes;
     qsizetype m_headerSize = 0;

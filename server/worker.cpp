@@ -3,6 +3,7 @@
 #include "epolleventdispatcher.h"
 #include "logging_p.h"
 #include "server_p.h"
+#include "upgrade_p.h"
 
 namespace QtNotif {
 
@@ -20,11 +21,9 @@ void post(ServerPrivate *server, Call &&call)
 
 Worker::Worker(ServerPrivate *server, int id, const Settings &settings)
     : m_server(server), m_id(id), m_settings(settings),
-      m_acceptor([this](QWebSocket *socket, QTcpSocket *tcpSocket, Acceptor::Release release) {
-          onUpgraded(socket, tcpSocket, std::move(release));
-      })
+      m_acceptor(
+              [this](QTcpSocket *socket, const Upgrade &upgrade) { onUpgraded(socket, upgrade); })
 {
-    m_acceptor.setHoldFrames(true);
     m_acceptor.setSslConfiguration(settings.sslConfiguration);
     m_acceptor.setHandshakeTimeout(settings.handshakeTimeout);
 }
@@ -53,56 +52,58 @@ void Worker::adopt(qintptr descriptor)
     m_acceptor.adopt(descriptor);
 }
 
-void Worker::onUpgraded(QWebSocket *socket, QTcpSocket *tcpSocket, Acceptor::Release release)
+void Worker::onUpgraded(QTcpSocket *socket, const Upgrade &upgrade)
 {
-    socket->setParent(nullptr);
-    const Handshake handshake = Handshake::of(*socket);
+    const Handshake handshake = Handshake::of(upgrade, *socket);
     const quint64 ticket = ++m_lastTicket;
-    ServerPrivate *server = m_server;
-    const int id = m_id;
     if (handshake.connected) {
-        auto link = std::make_unique<SocketLink>(socket, tcpSocket);
-        // Before any frame is read, as on the server's thread.
+        auto link = std::make_unique<SocketLink>(socket);
         link->setMaxFrameSize(m_settings.maxFrameSize);
-        QObject::connect(socket, &QWebSocket::textMessageReceived, this,
-                         [this, server, id, ticket](const QString &message) {
-                             post(server, [server, id, ticket, message] {
-                                 server->onWorkerText(id, ticket, message);
-                             });
-                             releaseReadBuffer(ticket);
-                         });
-        QObject::connect(
-                socket, &QWebSocket::binaryMessageReceived, this, [this, server, id, ticket] {
-                    post(server, [server, id, ticket] { server->onWorkerBinary(id, ticket); });
-                    releaseReadBuffer(ticket);
-                });
-        QObject::connect(socket, &QWebSocket::pong, this, [this, ticket] {
-            const auto it = m_links.find(ticket);
-            if (it == m_links.end())
-                return;
-            post(m_server,
-                 [server = m_server, id = m_id, ticket] { server->onWorkerPong(id, ticket); });
-            boundSendQueue(ticket, it->second); // the pongs Qt sends by itself count too
-            it->second.link->releaseReadBuffer();
-        });
-        QObject::connect(socket, &QWebSocket::disconnected, this, [this, ticket] { gone(ticket); });
-        m_links.emplace(ticket, Entry{ std::move(link), std::move(release) });
+        m_links.emplace(ticket, Entry{ std::move(link) });
     } else {
-        if (release)
-            release();
         socket->deleteLater();
     }
-    // The socket reads its frames once the server has answered (releaseFrames()), as on the
-    // server's thread, where they follow the welcome.
-    post(server,
-         [server, id, ticket, handshake] { server->onWorkerHandshake(id, ticket, handshake); });
+    // The link reads its frames once the server has answered (run()), as on the server's
+    // thread, where they follow the welcome.
+    post(m_server, [server = m_server, id = m_id, ticket, handshake] {
+        server->onWorkerHandshake(id, ticket, handshake);
+    });
 }
 
-void Worker::releaseReadBuffer(quint64 ticket)
+void Worker::linkText(quint64 tag, const QByteArray &utf8)
 {
-    const auto it = m_links.find(ticket);
+    post(m_server, [server = m_server, id = m_id, tag, message = QString::fromUtf8(utf8)] {
+        server->onWorkerText(id, tag, message);
+    });
+}
+
+void Worker::linkBinary(quint64 tag)
+{
+    post(m_server, [server = m_server, id = m_id, tag] { server->onWorkerBinary(id, tag); });
+}
+
+void Worker::linkPong(quint64 tag)
+{
+    post(m_server, [server = m_server, id = m_id, tag] { server->onWorkerPong(id, tag); });
+}
+
+void Worker::linkPinged(quint64 tag)
+{
+    // The link answers the client's pings by itself: a client that sends pings and reads
+    // nothing is caught here.
+    const auto it = m_links.find(tag);
     if (it != m_links.end())
-        it->second.link->releaseReadBuffer();
+        boundSendQueue(tag, it->second);
+}
+
+void Worker::linkEnded(quint64 tag, quint16 closeCode, const QString &reason)
+{
+    const auto it = m_links.find(tag);
+    if (it == m_links.end())
+        return;
+    if (closeCode != 0)
+        it->second.link->close(&m_closing, closeCode, reason);
+    gone(tag);
 }
 
 void Worker::gone(quint64 ticket)
@@ -110,24 +111,8 @@ void Worker::gone(quint64 ticket)
     const auto it = m_links.find(ticket);
     if (it == m_links.end())
         return;
-    m_links.erase(it); // deletes the socket later: this runs in its signal
+    m_links.erase(it);
     post(m_server, [server = m_server, id = m_id, ticket] { server->onWorkerGone(id, ticket); });
-}
-
-void Worker::releaseFrames(quint64 ticket)
-{
-    auto it = m_links.find(ticket);
-    if (it == m_links.end() || !it->second.release)
-        return;
-    // Frames read now may close the socket (gone() then erases the entry).
-    std::exchange(it->second.release, {})();
-    it = m_links.find(ticket);
-    if (it == m_links.end())
-        return;
-    // Its TCP socket's signals were blocked: a peer that left meanwhile went unnoticed.
-    const QTcpSocket *tcpSocket = it->second.link->tcpSocket();
-    if (!tcpSocket || tcpSocket->state() == QAbstractSocket::UnconnectedState)
-        gone(ticket);
 }
 
 void Worker::run(const WorkerBatch &batch)
@@ -152,24 +137,20 @@ void Worker::run(const WorkerBatch &batch)
             }
             break;
         case LinkCommand::Kind::Ping:
-            entry.link->ping();
-            // Qt answers the client's pings by itself: a client that sends pings and reads
-            // nothing is caught here.
+            entry.link->ping(); // past what boundSendQueue() saw, as the link's pongs
             boundSendQueue(command.ticket, entry);
             break;
-        case LinkCommand::Kind::Close: {
-            // Closed first, then left to read (the client's answer to the close among it).
-            const Acceptor::Release release = std::move(entry.release);
-            entry.link->close(this, &m_closing, command.closeCode, command.text);
+        case LinkCommand::Kind::Close:
+            entry.link->close(&m_closing, command.closeCode, command.text);
             m_links.erase(it);
-            if (release)
-                release();
             break;
         }
-        }
     }
-    for (quint64 ticket : std::as_const(admitted))
-        releaseFrames(ticket);
+    for (quint64 ticket : std::as_const(admitted)) {
+        const auto it = m_links.find(ticket);
+        if (it != m_links.end())
+            it->second.link->start(this, ticket); // may end it: then gone()
+    }
 }
 
 void Worker::boundSendQueue(quint64 ticket, Entry &entry)
@@ -199,19 +180,14 @@ void Worker::closeHandshakes()
         const auto it = m_links.find(ticket);
         if (it == m_links.end())
             continue;
-        QWebSocket *socket = it->second.link->socket();
-        if (const Acceptor::Release release = std::exchange(it->second.release, {}))
-            release();
-        if (m_links.count(ticket))
-            socket->abort();
-        gone(ticket);
+        gone(ticket); // the link aborts its socket as it goes
     }
 }
 
 void Worker::flushClosing()
 {
-    const QList<QWebSocket *> closing = m_closing.findChildren<QWebSocket *>();
-    for (QWebSocket *socket : closing)
+    const QList<QTcpSocket *> closing = m_closing.findChildren<QTcpSocket *>();
+    for (QTcpSocket *socket : closing)
         socket->flush();
 }
 

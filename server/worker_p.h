@@ -46,12 +46,12 @@ struct WorkerBatch
 };
 
 // Owns the sockets of the connections handed to one worker thread, and lives in that thread:
-// it reads their upgrade requests (its own Acceptor, which never listens), holds the upgraded
-// QWebSocket objects, writes what the server sends them and closes them. Everything else, the
+// it reads their upgrade requests (its own Acceptor, which never listens), holds the links of
+// the upgraded sockets, writes what the server sends them and closes them. Everything else, the
 // application's code first, stays in the server's thread: the worker tells the server of each
 // upgrade, text frame, pong, disconnection and stalled client with queued calls to
 // ServerPrivate, and the server answers with WorkerBatch.
-class Worker : public QObject
+class Worker : public QObject, public SocketLink::Receiver
 {
 public:
     struct Settings
@@ -80,25 +80,25 @@ public:
 private:
     struct Entry
     {
+        // Started once the server welcomed the client, so that no frame is read before.
         std::unique_ptr<SocketLink> link;
-        // Lets the socket read frames; called once the server welcomed the client (or closed
-        // the socket), so that no frame is read before (see Acceptor::setHoldFrames()).
-        Acceptor::Release release;
         bool admitted = false;
         // Set once more than maxSendQueue bytes waited for the client: the server is told,
         // and nothing more is written to it.
         bool overflowing = false;
     };
 
-    void onUpgraded(QWebSocket *socket, QTcpSocket *tcpSocket, Acceptor::Release release);
-    // Lets an admitted socket read its frames; tells the server if it went meanwhile.
-    void releaseFrames(quint64 ticket);
+    void onUpgraded(QTcpSocket *socket, const Upgrade &upgrade);
+    // What the links read (SocketLink::Receiver), told to the server; tag is the ticket.
+    void linkText(quint64 tag, const QByteArray &utf8) override;
+    void linkBinary(quint64 tag) override;
+    void linkPong(quint64 tag) override;
+    void linkPinged(quint64 tag) override;
+    void linkEnded(quint64 tag, quint16 closeCode, const QString &reason) override;
     // Tells the server when more than maxSendQueue bytes wait for the client, as
     // ServerPrivate::boundSendQueue() does for sockets of the server's thread.
     void boundSendQueue(quint64 ticket, Entry &entry);
     void gone(quint64 ticket);
-    // After frames of the socket have been read (SocketLink::releaseReadBuffer()).
-    void releaseReadBuffer(quint64 ticket);
 
     ServerPrivate *m_server;
     int m_id;

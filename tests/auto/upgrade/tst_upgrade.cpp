@@ -41,6 +41,7 @@ private Q_SLOTS:
     void subprotocol();
     void whatTheAuthenticatorSees();
     void secureUrl();
+    void queryWithoutAPath();
     void headersInAnyCase();
     void refused_data();
     void refused();
@@ -118,6 +119,15 @@ void tst_Upgrade::secureUrl()
     QCOMPARE(upgrade.status, 101);
     QCOMPARE(upgrade.request.url(), QUrl("wss://server.example.com/"));
     QCOMPARE(read(request({}, "/")).request.url(), QUrl("ws://server.example.com/"));
+}
+
+void tst_Upgrade::queryWithoutAPath()
+{
+    // QWebSocket asks for ws://host:port?token=t as "GET ?token=t".
+    const Upgrade upgrade = read(request({}, "?token=t%20u"));
+    QCOMPARE(upgrade.status, 101);
+    QCOMPARE(upgrade.request.url().path(), QString("/"));
+    QCOMPARE(upgrade.request.queryItem("token"), QString("t u"));
 }
 
 void tst_Upgrade::headersInAnyCase()
