@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# Runs the fuzzer (fuzz/fuzz_frames.cpp) over the frame decoder and the server's dispatch.
-# docs/fuzzing.md says what it checks and how to read what it finds.
+# Runs a fuzzer: fuzz/fuzz_frames.cpp over the frame decoder and the server's dispatch, or
+# (--target websocket) fuzz/fuzz_websocket.cpp over the server's WebSocket layer.
+# docs/fuzzing.md says what they check and how to read what they find.
 #
-#   scripts/fuzz.sh                  builds the fuzzer if needed, then fuzzes for 60 s
+#   scripts/fuzz.sh                  builds the fuzzers if needed, then fuzzes frames for 60 s
+#   scripts/fuzz.sh --target websocket   the WebSocket layer's readers instead
 #   scripts/fuzz.sh --time 3600      an hour; --jobs N runs N fuzzing processes side by side
 #   scripts/fuzz.sh CRASH-FILE...    runs the fuzzer once on each file (a crash-*, leak-* or
 #                                    timeout-* it left in build/fuzz/artifacts/): reproduces it
 #   scripts/fuzz.sh -- -runs=1000    arguments after -- go to libFuzzer as they are
 #
-# Options: --no-build uses the fuzzer already built (the ctest test fuzz_frames does);
+# Options: --no-build uses the fuzzer already built (the ctest tests fuzz_* do);
 # --fresh starts from the seed corpus alone, forgetting what earlier runs found.
-# The seed corpus fuzz/corpus/ is only read; what the fuzzer adds goes to
-# build/fuzz/work-corpus/. Environment: QTNOTIF_BUILD_DIR (default build/).
+# The seed corpus fuzz/corpus/ (fuzz/corpus-websocket/) is only read; what the fuzzer adds
+# goes to build/fuzz/work-corpus/ (build/fuzz/websocket-work-corpus/). Environment:
+# QTNOTIF_BUILD_DIR (default build/).
 # Exits non-zero when the fuzzer finds a crash, a leak, undefined behaviour or a broken check.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 time=60
+target=frames
 jobs=1
 build=1
 fresh=0
@@ -25,11 +29,12 @@ extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --time) time=$2; shift 2 ;;
+    --target) target=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --fresh) fresh=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     *) inputs+=("$1"); shift ;;
     esac
@@ -44,7 +49,14 @@ if [ "$build" -eq 1 ]; then
     cmake --build "$QTNOTIF_BUILD_DIR" --target qtnotif_fuzzer
 fi
 
-fuzzer=$QTNOTIF_BUILD_DIR/fuzz-build/fuzz/fuzz_frames
+case $target in
+frames) seeds=$QTNOTIF_ROOT/fuzz/corpus; work=$QTNOTIF_BUILD_DIR/fuzz/work-corpus
+        dictionary=(-dict="$QTNOTIF_ROOT/fuzz/frames.dict") ;;
+websocket) seeds=$QTNOTIF_ROOT/fuzz/corpus-websocket
+           work=$QTNOTIF_BUILD_DIR/fuzz/websocket-work-corpus; dictionary=() ;;
+*) echo "unknown target $target (frames or websocket)" >&2; exit 2 ;;
+esac
+fuzzer=$QTNOTIF_BUILD_DIR/fuzz-build/fuzz/fuzz_$target
 if [ ! -x "$fuzzer" ]; then
     echo "no fuzzer at $fuzzer: build it (scripts/fuzz.sh without --no-build), with" \
         "clang-14 and libfuzzer-14-dev installed" >&2
@@ -62,7 +74,6 @@ fi
 # within ten minutes of fuzzing with them.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=16:malloc_context_size=8}
 
-work=$QTNOTIF_BUILD_DIR/fuzz/work-corpus
 artifacts=$QTNOTIF_BUILD_DIR/fuzz/artifacts
 [ "$fresh" -eq 0 ] || rm -rf "$work"
 mkdir -p "$work" "$artifacts"
@@ -71,7 +82,7 @@ options=(
     -max_len=4096   # a few dozen frames and commands: sequences, without slow inputs
     -timeout=10     # one input takes milliseconds; seconds mean a hang
     -rss_limit_mb=3072
-    -dict="$QTNOTIF_ROOT/fuzz/frames.dict"
+    "${dictionary[@]}"
     -artifact_prefix="$artifacts/"
     -print_final_stats=1
 )
@@ -81,4 +92,4 @@ fi
 log "Fuzzing for ${time} s; new inputs in $work, findings in $artifacts"
 # The first directory receives new inputs; the seed corpus after it is only read.
 cd "$artifacts"
-exec "$fuzzer" "${options[@]}" "${extra[@]}" "$work" "$QTNOTIF_ROOT/fuzz/corpus"
+exec "$fuzzer" "${options[@]}" "${extra[@]}" "$work" "$seeds"

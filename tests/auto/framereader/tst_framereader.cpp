@@ -28,8 +28,10 @@ protected:
     qint64 readData(char *data, qint64 maxSize) override
     {
         const qint64 size = std::min<qint64>(maxSize, m_bytes.size());
-        memcpy(data, m_bytes.constData(), size_t(size));
-        m_bytes.remove(0, size);
+        if (size > 0) {
+            memcpy(data, m_bytes.constData(), size_t(size));
+            m_bytes.remove(0, size);
+        }
         return size;
     }
     qint64 writeData(const char *data, qint64 size) override
