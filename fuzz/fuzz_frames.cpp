@@ -31,7 +31,7 @@
 //       !h<digit>  capacity hints for "any", then clean() it
 //
 // The server is real; only the sockets are not. A connection is made as accept() makes one after
-// the handshake, with a QWebSocket that never connects (sending to it does nothing), and the
+// the handshake, with a SocketLink that has no socket (sending to it does nothing), and the
 // server's sendObserver shows the harness every frame sent. Each input gets a server of its own.
 //
 // Besides the sanitizers and Q_ASSERT, the harness checks what docs/protocol.md promises:

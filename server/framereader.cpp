@@ -26,8 +26,7 @@ constexpr quint16 NoStatusCode = 1005;
 
 // Codes a peer may send in a close frame (RFC 6455, 7.4): those of the RFC but the three it
 // reserves for reports (1004, 1005, 1006), and 3000 to 4999 for libraries and applications.
-// As Qt's QWebSocketProtocol, it refuses 1012 to 2999, which the RFC leaves to future
-// revisions.
+// As Qt's QWebSocket does, it refuses 1012 to 2999, which the RFC leaves to future revisions.
 bool isValidCloseCode(quint16 code)
 {
     return code >= 1000 && code < 5000 && code != 1004 && code != 1005 && code != 1006

@@ -116,7 +116,7 @@ void ServerPrivate::accept(QTcpSocket *socket, const Upgrade &upgrade)
           [&admitted](ConnectionId id) { admitted = id; });
     // After its welcome: what the client sent with its upgrade request, then what comes.
     if (Connection *c = admitted ? connection(admitted) : nullptr)
-        c->link->start(this, admitted);
+        c->link->start(&linkReceiver, admitted);
 }
 
 void ServerPrivate::linkText(quint64 tag, const QByteArray &utf8)
@@ -279,8 +279,7 @@ void ServerPrivate::stopWorkers()
             remote.append(id);
     }
     for (ConnectionId id : remote)
-        dropConnection(id, QWebSocketProtocol::CloseCodeGoingAway,
-                       QStringLiteral("server closing"));
+        dropConnection(id, CloseGoingAway, QStringLiteral("server closing"));
     flushOutboxes();
     workers.clear(); // each stops its thread once it has run what it was sent
     nextWorker = 0;
@@ -340,8 +339,7 @@ void ServerPrivate::onWorkerHandshake(int worker, quint64 ticket, const Handshak
     candidate->ticket = ticket;
     // Upgraded as the server closed: not welcomed by a closed server.
     if (!acceptor.isListening()) {
-        closeLink(*candidate, QWebSocketProtocol::CloseCodeGoingAway,
-                  QStringLiteral("server closing"));
+        closeLink(*candidate, CloseGoingAway, QStringLiteral("server closing"));
         return;
     }
     admit(std::move(candidate), handshake, [this, thread, ticket](ConnectionId id) {
@@ -851,8 +849,7 @@ void Server::close()
     for (const auto &entry : d->connections)
         ids.append(entry.first);
     for (ConnectionId id : ids)
-        d->dropConnection(id, QWebSocketProtocol::CloseCodeGoingAway,
-                          QStringLiteral("server closing"));
+        d->dropConnection(id, CloseGoingAway, QStringLiteral("server closing"));
     if (!d->workers.empty()) {
         // What was just closed first, then the handshakes in progress, as acceptor.close().
         d->flushOutboxes();

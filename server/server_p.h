@@ -15,7 +15,6 @@
 #include <QtCore/QHash>
 #include <QtCore/QPointer>
 #include <QtCore/QTimer>
-#include <QtWebSockets/QWebSocketProtocol>
 
 #include <functional>
 #include <map>
@@ -49,6 +48,9 @@ struct Handshake
     QHostAddress peer;
     HandshakeRequest request;
 };
+
+// The close code of a server going away (RFC 6455, 7.4.1): close() and stopping workers.
+inline constexpr quint16 CloseGoingAway = 1001;
 
 // When connections' credentials expire: milliseconds since the epoch, earliest first.
 using Expiries = std::multimap<qint64, ConnectionId>;
@@ -86,7 +88,7 @@ struct Connection
     std::optional<Expiries::iterator> expiry;
 };
 
-class ServerPrivate : public SocketLink::Receiver
+class ServerPrivate
 {
 public:
     explicit ServerPrivate(Server *server);
@@ -235,13 +237,33 @@ public:
 private:
     bool isOriginAllowed(const QString &origin) const;
     void accept(QTcpSocket *socket, const Upgrade &upgrade);
-    // What the links of this thread's connections read (SocketLink::Receiver); tag is the
+    // What the links of this thread's connections read (through linkReceiver); tag is the
     // connection's id.
-    void linkText(quint64 tag, const QByteArray &utf8) override;
-    void linkBinary(quint64 tag) override;
-    void linkPong(quint64 tag) override;
-    void linkPinged(quint64 tag) override;
-    void linkEnded(quint64 tag, quint16 closeCode, const QString &reason) override;
+    void linkText(quint64 tag, const QByteArray &utf8);
+    void linkBinary(quint64 tag);
+    void linkPong(quint64 tag);
+    void linkPinged(quint64 tag);
+    void linkEnded(quint64 tag, quint16 closeCode, const QString &reason);
+    // Hands what the links read to the functions above. A member rather than a base class:
+    // ServerPrivate, which the tests reach into, stays without virtual functions, so that the
+    // tests' UBSan checks need no type information the library does not export.
+    class LinkReceiver final : public SocketLink::Receiver
+    {
+    public:
+        explicit LinkReceiver(ServerPrivate *d) : d(d) { }
+        void linkText(quint64 tag, const QByteArray &utf8) override { d->linkText(tag, utf8); }
+        void linkBinary(quint64 tag) override { d->linkBinary(tag); }
+        void linkPong(quint64 tag) override { d->linkPong(tag); }
+        void linkPinged(quint64 tag) override { d->linkPinged(tag); }
+        void linkEnded(quint64 tag, quint16 closeCode, const QString &reason) override
+        {
+            d->linkEnded(tag, closeCode, reason);
+        }
+
+    private:
+        ServerPrivate *d;
+    };
+    LinkReceiver linkReceiver{ this };
     // Decides on an upgraded socket, the link of candidate: refuses it, or makes candidate a
     // connection and welcomes it. wire() connects the socket's signals to the new connection,
     // before its welcome.

@@ -16,8 +16,7 @@ class WireFrame
 public:
     // A null frame.
     WireFrame() = default;
-    // Frames text as QWebSocket::sendTextMessage() would (UTF-8, one frame: see
-    // ServerPrivate::sendFrame() for the frames QWebSocket would fragment).
+    // Frames text in one unfragmented frame, as UTF-8.
     explicit WireFrame(const QString &text);
     // The notif frame of Protocol::notifFrame() from the UTF-8 of its parts (notifier name and
     // key as JSON text, data as Protocol::toJsonUtf8()), assembled in place: the same bytes as
@@ -34,7 +33,7 @@ public:
     // Header and payload, ready for the socket.
     const QByteArray &bytes() const { return m_bytes; }
     QByteArrayView payload() const { return QByteArrayView(m_bytes).sliced(m_headerSize); }
-    // The payload decoded back: for the send observer and the frames QWebSocket sends itself.
+    // The payload decoded back: for the send observer.
     QString text() const { return QString::fromUtf8(payload()); }
 
 private:
