@@ -84,37 +84,28 @@ void SocketLink::onReadyRead()
         if (result == FrameReader::Result::NeedMore)
             break;
         if (result == FrameReader::Result::Failed) {
+            // The receiver closes the link, or destroys it: nothing more is read.
             m_receiver->linkEnded(m_tag, m_reader.failureCode(), m_reader.failureReason());
             if (done())
                 return;
-            break; // closed by the receiver
+            break;
+        }
+        if (message.kind == FrameReader::Kind::Text) {
+            m_receiver->linkText(m_tag, message.payload);
+        } else if (message.kind == FrameReader::Kind::Binary) {
+            m_receiver->linkBinary(m_tag);
+        } else if (message.kind == FrameReader::Kind::Pong) {
+            m_receiver->linkPong(m_tag);
+        } else if (message.kind == FrameReader::Kind::Ping) {
+            const WireFrame pong = WireFrame::pong(message.payload);
+            writeFrames(&pong, 1);
+            m_receiver->linkPinged(m_tag);
         } else {
-            switch (message.kind) {
-            case FrameReader::Kind::Text:
-                m_receiver->linkText(m_tag, message.payload);
-                break;
-            case FrameReader::Kind::Binary:
-                m_receiver->linkBinary(m_tag);
-                break;
-            case FrameReader::Kind::Pong:
-                m_receiver->linkPong(m_tag);
-                break;
-            case FrameReader::Kind::Ping: {
-                const WireFrame pong = WireFrame::pong(message.payload);
-                writeFrames(&pong, 1);
-                m_receiver->linkPinged(m_tag);
-                break;
-            }
-            case FrameReader::Kind::Close:
-                // Answered with the client's code (RFC 6455, 5.5.1), 1000 for none.
-                m_closeReceived = true;
-                m_receiver->linkEnded(m_tag,
-                                      message.closeCode == 1005 ? quint16(1000) : message.closeCode,
-                                      QString());
-                if (done())
-                    return;
-                break;
-            }
+            // A close frame, answered with the client's code (RFC 6455, 5.5.1), 1000 for none.
+            m_closeReceived = true;
+            m_receiver->linkEnded(m_tag,
+                                  message.closeCode == 1005 ? quint16(1000) : message.closeCode,
+                                  QString());
         }
         if (done())
             return;

@@ -81,7 +81,7 @@ constexpr int FloodPad = 2048;
 // What the server may keep from the waves after the first (see the file comment). The heap in
 // use (what malloc handed out) is exact but for malloc's per-thread cache of freed chunks (a few
 // hundred KiB at most; it grew by 150 KiB over the default run): 1 MiB is about 100 bytes per
-// client of the default run, while a connection's QWebSocket and buffers alone are 6 KiB. The
+// client of the default run, while an idle connection costs the server about 3 KiB. The
 // resident set also holds the holes of a fragmented heap, which malloc_trim cannot return: they
 // grew by 1.5 MiB over the 10 000 clients of the default run and by 2.7 MiB over 50 000,
 // levelling off; 6 MiB leaves room for that, and still catches what the heap does not count
