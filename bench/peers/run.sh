@@ -386,7 +386,7 @@ log "Summary: medians over the runs (results in $RESULTS)"
 plot_args=(--plot "$OUT/peers.png")
 "$PYTHON" "$PEERS/summarize.py" "$RESULTS" "${plot_args[@]}" >&2 \
     || log "the summary failed"
-if [ -n "$PLOT_TO" ] && [ -f "$OUT/peers.png" ]; then
+if [ -n "$PLOT_TO" ] && [ -f "$OUT/peers.png" ] && ! [ "$OUT/peers.png" -ef "$PLOT_TO" ]; then
     cp "$OUT/peers.png" "$PLOT_TO"
     log "plot copied to $PLOT_TO"
 fi
