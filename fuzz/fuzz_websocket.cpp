@@ -18,6 +18,7 @@
 //     a 101 has a URL and Sec-WebSocket-Accept, an error a reason and no subprotocol.
 
 #include "framereader_p.h"
+#include "pipedevice.h"
 #include "upgrade_p.h"
 
 #include <QtCore/QBuffer>
@@ -47,34 +48,6 @@ bool isValidCloseCode(quint16 code)
     return code >= 1000 && code < 5000 && code != 1004 && code != 1005 && code != 1006
            && (code < 1012 || code >= 3000);
 }
-
-// Bytes written at one end, read at the other, like a socket's.
-class Pipe : public QIODevice
-{
-public:
-    Pipe() { open(QIODevice::ReadWrite); }
-    bool isSequential() const override { return true; }
-    qint64 bytesAvailable() const override { return m_bytes.size() + QIODevice::bytesAvailable(); }
-
-protected:
-    qint64 readData(char *data, qint64 maxSize) override
-    {
-        const qint64 size = std::min<qint64>(maxSize, m_bytes.size());
-        if (size > 0) {
-            memcpy(data, m_bytes.constData(), size_t(size));
-            m_bytes.remove(0, size);
-        }
-        return size;
-    }
-    qint64 writeData(const char *data, qint64 size) override
-    {
-        m_bytes.append(data, size);
-        return size;
-    }
-
-private:
-    QByteArray m_bytes;
-};
 
 struct Reading
 {
@@ -111,7 +84,7 @@ void checkMessage(const FrameReader::Message &message, qint64 limit)
 // Reads bytes written in pieces of the sizes cuts gives, in turn (whole when cuts is empty).
 Reading read(const QByteArray &bytes, qint64 limit, const QByteArray &cuts)
 {
-    Pipe pipe;
+    PipeDevice pipe;
     FrameReader reader;
     reader.setMaxMessageSize(limit);
     Reading reading;

@@ -2,9 +2,9 @@
 // RawWebSocket writes: valid frames and messages, each rule of the RFC broken, and every frame
 // cut at every byte.
 #include "framereader_p.h"
+#include "pipedevice.h"
 #include "rawwebsocket.h"
 
-#include <QtCore/QIODevice>
 #include <QtTest/QTest>
 
 using namespace QtNotif;
@@ -15,35 +15,6 @@ using Raw = RawWebSocket;
 using Kind = FrameReader::Kind;
 using Result = FrameReader::Result;
 
-// Bytes written at one end, read at the other, like a socket's: sequential, and what has not
-// come yet is not there.
-class Pipe : public QIODevice
-{
-public:
-    Pipe() { open(QIODevice::ReadWrite); }
-    bool isSequential() const override { return true; }
-    qint64 bytesAvailable() const override { return m_bytes.size() + QIODevice::bytesAvailable(); }
-
-protected:
-    qint64 readData(char *data, qint64 maxSize) override
-    {
-        const qint64 size = std::min<qint64>(maxSize, m_bytes.size());
-        if (size > 0) {
-            memcpy(data, m_bytes.constData(), size_t(size));
-            m_bytes.remove(0, size);
-        }
-        return size;
-    }
-    qint64 writeData(const char *data, qint64 size) override
-    {
-        m_bytes.append(data, size);
-        return size;
-    }
-
-private:
-    QByteArray m_bytes;
-};
-
 struct Expected
 {
     Kind kind;
@@ -52,7 +23,7 @@ struct Expected
 };
 
 // Reads every message the bytes hold, all of them there at once.
-QList<FrameReader::Message> readAll(FrameReader &reader, Pipe &pipe, Result *last)
+QList<FrameReader::Message> readAll(FrameReader &reader, PipeDevice &pipe, Result *last)
 {
     QList<FrameReader::Message> messages;
     FrameReader::Message message;
@@ -152,7 +123,7 @@ void tst_FrameReader::messages()
 {
     QFETCH(QByteArray, bytes);
     QFETCH(QList<Expected>, expected);
-    Pipe pipe;
+    PipeDevice pipe;
     pipe.write(bytes);
     FrameReader reader;
     Result last;
@@ -174,7 +145,7 @@ void tst_FrameReader::messagesByteByByte()
     // last byte is in, and not before.
     QFETCH(QByteArray, bytes);
     QFETCH(QList<Expected>, expected);
-    Pipe pipe;
+    PipeDevice pipe;
     FrameReader reader;
     QList<FrameReader::Message> messages;
     for (char byte : std::as_const(bytes)) {
@@ -258,7 +229,7 @@ void tst_FrameReader::failures()
 {
     QFETCH(QByteArray, bytes);
     QFETCH(int, code);
-    Pipe pipe;
+    PipeDevice pipe;
     pipe.write(bytes);
     FrameReader reader;
     Result last;
@@ -274,7 +245,7 @@ void tst_FrameReader::failures()
 
 void tst_FrameReader::failureIsFinal()
 {
-    Pipe pipe;
+    PipeDevice pipe;
     pipe.write(Raw::text("a", { .rsv = 4 }));
     FrameReader reader;
     FrameReader::Message message;
@@ -288,7 +259,7 @@ void tst_FrameReader::tooBigFailsBeforeThePayloadComes()
 {
     // The header alone tells: the reader does not wait (and buffer) for a payload it refuses.
     for (quint64 declared : { quint64(64 * 1024 + 1), quint64(1) << 62 }) {
-        Pipe pipe;
+        PipeDevice pipe;
         pipe.write(Raw::text({}, { .declaredLength = declared }));
         FrameReader reader;
         FrameReader::Message message;
@@ -302,7 +273,7 @@ void tst_FrameReader::sizeLimit()
     FrameReader reader;
     QCOMPARE(reader.maxMessageSize(), 64 * 1024);
     reader.setMaxMessageSize(100 * 1024);
-    Pipe pipe;
+    PipeDevice pipe;
     const QByteArray big(100 * 1024, 'b');
     pipe.write(Raw::text(big));
     FrameReader::Message message;
@@ -322,7 +293,7 @@ void tst_FrameReader::sizeLimit()
 void tst_FrameReader::fragmentsAreGoneWithTheMessage()
 {
     // An idle connection's reader holds no bytes: the fragments go once the message is read.
-    Pipe pipe;
+    PipeDevice pipe;
     FrameReader reader;
     FrameReader::Message message;
     pipe.write(Raw::text(QByteArray(1000, 'a'), { .fin = false }));
