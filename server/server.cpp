@@ -41,7 +41,6 @@ Handshake Handshake::of(const Upgrade &upgrade, const QTcpSocket &socket)
     handshake.connected = socket.state() == QAbstractSocket::ConnectedState;
     handshake.subprotocol = upgrade.subprotocol;
     handshake.origin = upgrade.origin;
-    handshake.peer = upgrade.request.peerAddress();
     handshake.request = upgrade.request;
     return handshake;
 }
@@ -100,9 +99,10 @@ void ServerPrivate::refuse(std::unique_ptr<Connection> candidate, const Handshak
                            quint16 closeCode, const QString &reason, const QString &userId)
 {
     if (userId.isEmpty())
-        qCInfo(lcServer) << "refused" << handshake.peer << reason;
+        qCInfo(lcServer) << "refused" << handshake.request.peerAddress() << reason;
     else
-        qCInfo(lcServer) << "refused" << handshake.peer << "as" << userId << ":" << reason;
+        qCInfo(lcServer) << "refused" << handshake.request.peerAddress() << "as" << userId << ":"
+                         << reason;
     closeLink(*candidate, closeCode, reason);
     Q_EMIT q->clientRefused(reason);
 }

@@ -45,8 +45,7 @@ struct Handshake
     bool connected = false;
     QString subprotocol;
     QString origin;
-    QHostAddress peer;
-    HandshakeRequest request;
+    HandshakeRequest request; // the peer's address among it
 };
 
 // The close code of a server going away (RFC 6455, 7.4.1): close() and stopping workers.
@@ -265,8 +264,8 @@ private:
     };
     LinkReceiver linkReceiver{ this };
     // Decides on an upgraded socket, the link of candidate: refuses it, or makes candidate a
-    // connection and welcomes it. wire() connects the socket's signals to the new connection,
-    // before its welcome.
+    // connection and welcomes it. wire() is told the new connection's id before its welcome
+    // (on this thread, the link starts reading after it; a worker's, once told).
     void admit(std::unique_ptr<Connection> candidate, const Handshake &handshake,
                const std::function<void(ConnectionId id)> &wire);
     // Closes a socket that did not become a connection, and tells the log (with the user it

@@ -176,12 +176,8 @@ void Worker::closeHandshakes()
             waiting.append(ticket);
     }
     // The server is told (gone()), so that one it admits meanwhile is removed at once.
-    for (quint64 ticket : waiting) {
-        const auto it = m_links.find(ticket);
-        if (it == m_links.end())
-            continue;
+    for (quint64 ticket : waiting)
         gone(ticket); // the link aborts its socket as it goes
-    }
 }
 
 void Worker::flushClosing()
