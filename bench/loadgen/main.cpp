@@ -15,7 +15,9 @@
 
 #include <QtCore/QCommandLineParser>
 #include <QtCore/QCoreApplication>
+#include <QtCore/QDir>
 #include <QtCore/QFile>
+#include <QtCore/QJsonArray>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
 #include <QtCore/QTextStream>
@@ -23,6 +25,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -150,6 +153,40 @@ qint64 cpuMicroseconds(qint64 pid)
         return -1;
     const qint64 ticks = fields.at(11).toLongLong() + fields.at(12).toLongLong(); // utime, stime
     return ticks * 1'000'000 / sysconf(_SC_CLK_TCK);
+}
+
+// CPU time of one thread of a process (user and system, in µs) and its name (the kernel's
+// "comm", at most 15 characters: the server's workers are "qtnotif worker ").
+struct ThreadCpu
+{
+    QString name;
+    qint64 userUs = 0;
+    qint64 systemUs = 0;
+};
+
+// The threads of a process by thread id, from /proc/<pid>/task; empty when it cannot be read.
+std::map<qint64, ThreadCpu> threadCpu(qint64 pid)
+{
+    std::map<qint64, ThreadCpu> threads;
+    if (pid <= 0)
+        return threads;
+    const QStringList tids
+            = QDir(u"/proc/%1/task"_s.arg(pid)).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
+    for (const QString &tid : tids) {
+        QFile file(u"/proc/%1/task/%2/stat"_s.arg(pid).arg(tid));
+        if (!file.open(QIODevice::ReadOnly))
+            continue; // the thread ended meanwhile
+        const QByteArray stat = file.readAll();
+        const qsizetype open = stat.indexOf('('), close = stat.lastIndexOf(')');
+        const QList<QByteArray> fields = stat.mid(close + 2).split(' ');
+        if (open < 0 || close < open || fields.size() < 13)
+            continue;
+        const qint64 tick = 1'000'000 / sysconf(_SC_CLK_TCK);
+        threads[tid.toLongLong()]
+                = { QString::fromUtf8(stat.mid(open + 1, close - open - 1)),
+                    fields.at(11).toLongLong() * tick, fields.at(12).toLongLong() * tick };
+    }
+    return threads;
 }
 
 // CPU time the whole machine spent busy (all cores: user, nice, system, irq, softirq, steal) in
@@ -1203,6 +1240,7 @@ int LoadGenerator::run()
     m_measuring = true;
     const qint64 startUs = monotonicMicroseconds();
     const qint64 serverCpuStart = cpuMicroseconds(m_s.serverPid);
+    const std::map<qint64, ThreadCpu> serverThreadsStart = threadCpu(m_s.serverPid);
     const qint64 ownCpuStart = QtNotifBench::processCpuMicroseconds();
     const qint64 machineStart = machineBusyMicroseconds();
     const qint64 disconnectsBefore = m_disconnects;
@@ -1210,6 +1248,7 @@ int LoadGenerator::run()
     m_measuring = false;
     const qint64 endUs = monotonicMicroseconds();
     const qint64 serverCpuEnd = cpuMicroseconds(m_s.serverPid);
+    const std::map<qint64, ThreadCpu> serverThreadsEnd = threadCpu(m_s.serverPid);
     const qint64 ownCpuEnd = QtNotifBench::processCpuMicroseconds();
     const qint64 machineEnd = machineBusyMicroseconds();
     const double seconds = double(endUs - startUs) / 1e6;
@@ -1267,11 +1306,34 @@ int LoadGenerator::run()
         if (m_s.mode == Mode::Rate && m_notifyLatency.count() > 0)
             result.insert(u"notify_latency_us"_s, m_notifyLatency.toJson());
     }
+    // Each server thread that ran the whole measurement, the main thread (its id is the pid)
+    // first: with worker threads, the busiest one says how far the server could go with a core
+    // for each.
+    QJsonArray threads;
+    double serverUserPercent = 0;
+    for (const auto &[tid, end] : serverThreadsEnd) {
+        const auto start = serverThreadsStart.find(tid);
+        if (start == serverThreadsStart.end())
+            continue;
+        const double user = cpuPercent(start->second.userUs, end.userUs);
+        const double system = cpuPercent(start->second.systemUs, end.systemUs);
+        serverUserPercent += user;
+        const QJsonObject thread{ { u"name"_s, end.name },
+                                  { u"main"_s, tid == m_s.serverPid },
+                                  { u"cpu_percent"_s, user + system },
+                                  { u"user_percent"_s, user } };
+        if (tid == m_s.serverPid)
+            threads.prepend(thread);
+        else
+            threads.append(thread);
+    }
     const int totalConnections = m_s.connections + (m_s.mode == Mode::Idle ? 0 : m_s.publishers);
     result.insert(
             u"server"_s,
             QJsonObject{
                     { u"pid"_s, m_s.serverPid },
+                    { u"threads"_s, threads },
+                    { u"user_percent"_s, threads.isEmpty() ? -1.0 : serverUserPercent },
                     { u"rss_kib_before"_s, rssBefore },
                     { u"rss_kib_connected"_s, rssConnected },
                     { u"rss_kib_after"_s, rssAfter },
@@ -1305,7 +1367,14 @@ int LoadGenerator::run()
               << ", duplicated " << m_duplicated;
     }
     human << ", server CPU " << QString::number(cpuPercent(serverCpuStart, serverCpuEnd), 'f', 1)
-          << " %, generator CPU " << QString::number(cpuPercent(ownCpuStart, ownCpuEnd), 'f', 1)
+          << " %";
+    if (threads.size() > 1) {
+        human << " (threads";
+        for (const QJsonValue &thread : std::as_const(threads))
+            human << ' ' << QString::number(thread[u"cpu_percent"_s].toDouble(), 'f', 1);
+        human << ')';
+    }
+    human << ", generator CPU " << QString::number(cpuPercent(ownCpuStart, ownCpuEnd), 'f', 1)
           << " %, other programs "
           << QString::number(std::max(0.0, machine - server - cpuPercent(ownCpuStart, ownCpuEnd)),
                              'f', 0)

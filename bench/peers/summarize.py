@@ -9,6 +9,8 @@ memory per connection (KiB, idle runs only: they start from a fresh server), the
 the CPU other programs of the machine took meanwhile (a busy machine skews everything), and the
 ratio to qtnotif (on the same event dispatcher for the Qt servers) of the scenario's headline
 figure: throughput for window, p99 latency for the rates, KiB per connection for idle.
+With worker threads in the server (QTNOTIF_WORKER_THREADS), a second table gives each thread's
+CPU and the rate the server would reach with a core per thread (see threads_table()).
 With --plot, draws the window throughput per system (bars) and the p99 latency per system at
 50k and 200k deliveries/s (bars, log scale) with matplotlib.
 
@@ -124,6 +126,36 @@ def table(runs, skipped):
     return "\n".join(out)
 
 
+def threads_table(runs):
+    """The server's threads, for the runs of a server with worker threads (QTNOTIF_WORKER_THREADS):
+    medians of each thread's CPU (% of a core; the main thread first), and the rate the server
+    would reach if each thread had a core of its own and the busiest one were the limit. An
+    estimate, not a measurement: it leaves out what the threads share (the kernel's socket
+    locks, the memory bus) and the generator's own need for a core. Empty without workers."""
+    out = []
+    for (system, scenario), rs in sorted(runs.items(), key=lambda item: (
+            SCENARIOS.index(item[0][1]) if item[0][1] in SCENARIOS else len(SCENARIOS), item[0][0])):
+        threads = [r["server"].get("threads", []) for r in rs]
+        count = min(len(t) for t in threads)
+        if count < 2:
+            continue
+        per_thread = [median(rs, lambda r, i=i: r["server"]["threads"][i]["cpu_percent"])
+                      for i in range(count)]
+        busiest = median(rs, lambda r: max(t["cpu_percent"] for t in r["server"]["threads"]))
+        rate = median(rs, lambda r: r.get("delivery_rate"))
+        capacity = median(rs, lambda r: r["delivery_rate"] * 100 / max(
+            t["cpu_percent"] for t in r["server"]["threads"]) if "delivery_rate" in r else None)
+        workers = min(sum(t["name"].startswith("qtnotif worker") for t in ts) for ts in threads)
+        out.append(f"| {system} | {scenario} | {len(rs)} | {workers} | {cell(rate, 0)} "
+                   f"| {cell(per_thread[0])} | {' / '.join(cell(v) for v in per_thread[1:])} "
+                   f"| {cell(busiest)} | {cell(capacity, 0)} |")
+    if not out:
+        return ""
+    return "\n".join(["| system | scenario | runs | workers | deliveries/s | main thread CPU % "
+                      "| other threads CPU % | busiest thread % | deliveries/s, a core per thread |",
+                      "|---|---|---|---|---|---|---|---|---|"] + out)
+
+
 def plot(runs, path):
     try:
         import matplotlib
@@ -187,6 +219,11 @@ def main():
     args = parser.parse_args()
     runs, skipped = load(args.runs)
     print(table(runs, skipped))
+    threads = threads_table(runs)
+    if threads:
+        print("\nThe server's threads (the last column an estimate: the rate over the busiest "
+              "thread's share of a core)\n")
+        print(threads)
     if args.plot and runs:
         plot(runs, args.plot)
 
