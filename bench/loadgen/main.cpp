@@ -189,21 +189,59 @@ std::map<qint64, ThreadCpu> threadCpu(qint64 pid)
     return threads;
 }
 
-// CPU time the whole machine spent busy (all cores: user, nice, system, irq, softirq, steal) in
-// µs, from /proc/stat, or -1. Minus the server and the generator it says how much other programs
-// took from the run.
-qint64 machineBusyMicroseconds()
+// The whole machine's CPU time in µs (all cores), from /proc/stat: busy (user, nice, system,
+// irq, softirq, steal; -1 when unreadable), and of that the software interrupts and the time the
+// hypervisor took for other guests.
+struct MachineCpu
+{
+    qint64 busyUs = -1;
+    qint64 softirqUs = 0;
+    qint64 stealUs = 0;
+};
+
+MachineCpu machineCpu()
 {
     QFile file(u"/proc/stat"_s);
     if (!file.open(QIODevice::ReadOnly))
-        return -1;
+        return {};
     const QList<QByteArray> fields = file.readLine().simplified().split(' ');
     if (fields.size() < 9 || fields.first() != "cpu")
-        return -1;
-    qint64 ticks = 0;
+        return {};
+    const qint64 tick = 1'000'000 / sysconf(_SC_CLK_TCK);
+    qint64 busy = 0;
     for (int i : { 1, 2, 3, 6, 7, 8 })
-        ticks += fields.at(i).toLongLong();
-    return ticks * 1'000'000 / sysconf(_SC_CLK_TCK);
+        busy += fields.at(i).toLongLong();
+    return { busy * tick, fields.at(7).toLongLong() * tick, fields.at(8).toLongLong() * tick };
+}
+
+// CPU time in µs of every process but this one and the server, by pid: other programs, and the
+// kernel's threads (ksoftirqd, kworker).
+std::map<qint64, qint64> otherProcessesCpu(qint64 serverPid)
+{
+    std::map<qint64, qint64> cpu;
+    const QStringList entries = QDir(u"/proc"_s).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
+    for (const QString &entry : entries) {
+        bool isPid = false;
+        const qint64 pid = entry.toLongLong(&isPid);
+        if (!isPid || pid == serverPid || pid == getpid())
+            continue;
+        if (const qint64 us = cpuMicroseconds(pid); us >= 0)
+            cpu[pid] = us;
+    }
+    return cpu;
+}
+
+// What the other processes took between two readings: those in both by difference, those
+// started in between in full. Those that ended in between are missed.
+qint64 otherProcessesCpuBetween(const std::map<qint64, qint64> &start,
+                                const std::map<qint64, qint64> &end)
+{
+    qint64 total = 0;
+    for (const auto &[pid, us] : end) {
+        const auto before = start.find(pid);
+        total += before == start.end() ? us : std::max<qint64>(0, us - before->second);
+    }
+    return total;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1242,7 +1280,8 @@ int LoadGenerator::run()
     const qint64 serverCpuStart = cpuMicroseconds(m_s.serverPid);
     const std::map<qint64, ThreadCpu> serverThreadsStart = threadCpu(m_s.serverPid);
     const qint64 ownCpuStart = QtNotifBench::processCpuMicroseconds();
-    const qint64 machineStart = machineBusyMicroseconds();
+    const MachineCpu machineStart = machineCpu();
+    const std::map<qint64, qint64> othersStart = otherProcessesCpu(m_s.serverPid);
     const qint64 disconnectsBefore = m_disconnects;
     runFor(m_s.duration);
     m_measuring = false;
@@ -1250,7 +1289,8 @@ int LoadGenerator::run()
     const qint64 serverCpuEnd = cpuMicroseconds(m_s.serverPid);
     const std::map<qint64, ThreadCpu> serverThreadsEnd = threadCpu(m_s.serverPid);
     const qint64 ownCpuEnd = QtNotifBench::processCpuMicroseconds();
-    const qint64 machineEnd = machineBusyMicroseconds();
+    const MachineCpu machineEnd = machineCpu();
+    const std::map<qint64, qint64> othersEnd = otherProcessesCpu(m_s.serverPid);
     const double seconds = double(endUs - startUs) / 1e6;
 
     // Drain: what was published while measuring gets 5 s to arrive.
@@ -1280,12 +1320,23 @@ int LoadGenerator::run()
         { u"connect_retries"_s, m_connectRetries },
         { u"generator_cpu_percent"_s, cpuPercent(ownCpuStart, ownCpuEnd) },
     };
-    const double machine = cpuPercent(machineStart, machineEnd);
+    // The machine's busy time is the server's, the generator's, the other processes' and the
+    // kernel's work charged to no process: software interrupts that ran on an idle core (on
+    // loopback, TCP's timers and acknowledgements of the benchmark's own connections) and time
+    // the hypervisor stole.
+    const double machine = cpuPercent(machineStart.busyUs, machineEnd.busyUs);
     const double server = cpuPercent(serverCpuStart, serverCpuEnd);
+    const double others = cpuPercent(0, otherProcessesCpuBetween(othersStart, othersEnd));
+    const double unattributed
+            = std::max(0.0, machine - server - cpuPercent(ownCpuStart, ownCpuEnd) - others);
     result.insert(u"machine_cpu_percent"_s, machine);
-    if (machine >= 0 && server >= 0)
-        result.insert(u"other_cpu_percent"_s,
-                      std::max(0.0, machine - server - cpuPercent(ownCpuStart, ownCpuEnd)));
+    if (machine >= 0 && server >= 0) {
+        result.insert(u"other_cpu_percent"_s, others);
+        result.insert(u"unattributed_cpu_percent"_s, unattributed);
+        result.insert(u"softirq_cpu_percent"_s,
+                      cpuPercent(machineStart.softirqUs, machineEnd.softirqUs));
+        result.insert(u"steal_cpu_percent"_s, cpuPercent(machineStart.stealUs, machineEnd.stealUs));
+    }
     if (m_s.mode == Mode::Window)
         result.insert(u"window"_s, m_s.window);
     if (m_s.mode == Mode::Rate)
@@ -1375,10 +1426,8 @@ int LoadGenerator::run()
         human << ')';
     }
     human << ", generator CPU " << QString::number(cpuPercent(ownCpuStart, ownCpuEnd), 'f', 1)
-          << " %, other programs "
-          << QString::number(std::max(0.0, machine - server - cpuPercent(ownCpuStart, ownCpuEnd)),
-                             'f', 0)
-          << " %";
+          << " %, other programs " << QString::number(others, 'f', 0)
+          << " %, charged to no process " << QString::number(unattributed, 'f', 0) << " %";
     if (rssBefore >= 0)
         human << ", server "
               << QString::number(double(rssConnected - rssBefore) / totalConnections, 'f', 1)

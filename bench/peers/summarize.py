@@ -136,16 +136,17 @@ def threads_table(runs):
     for (system, scenario), rs in sorted(runs.items(), key=lambda item: (
             SCENARIOS.index(item[0][1]) if item[0][1] in SCENARIOS else len(SCENARIOS), item[0][0])):
         threads = [r["server"].get("threads", []) for r in rs]
-        count = min(len(t) for t in threads)
-        if count < 2:
+        # Only qtnotif's workers: Node.js has threads of its own that do little.
+        workers = min(sum(t["name"].startswith("qtnotif worker") for t in ts) for ts in threads)
+        if workers == 0:
             continue
+        count = min(len(t) for t in threads)
         per_thread = [median(rs, lambda r, i=i: r["server"]["threads"][i]["cpu_percent"])
                       for i in range(count)]
         busiest = median(rs, lambda r: max(t["cpu_percent"] for t in r["server"]["threads"]))
         rate = median(rs, lambda r: r.get("delivery_rate"))
         capacity = median(rs, lambda r: r["delivery_rate"] * 100 / max(
             t["cpu_percent"] for t in r["server"]["threads"]) if "delivery_rate" in r else None)
-        workers = min(sum(t["name"].startswith("qtnotif worker") for t in ts) for ts in threads)
         out.append(f"| {system} | {scenario} | {len(rs)} | {workers} | {cell(rate, 0)} "
                    f"| {cell(per_thread[0])} | {' / '.join(cell(v) for v in per_thread[1:])} "
                    f"| {cell(busiest)} | {cell(capacity, 0)} |")
