@@ -15,6 +15,8 @@
 
 #include <algorithm>
 
+using namespace std::chrono_literals;
+
 namespace QtNotif {
 
 Q_LOGGING_CATEGORY(lcServer, "qtnotif.server", QtInfoMsg)
@@ -49,6 +51,9 @@ ServerPrivate::ServerPrivate(Server *server) : q(server)
 {
     setHeartbeatTicks();
     QObject::connect(&heartbeat, &QTimer::timeout, q, [this] { onHeartbeat(); });
+    writeDelayTimer.setSingleShot(true);
+    writeDelayTimer.setTimerType(Qt::PreciseTimer);
+    QObject::connect(&writeDelayTimer, &QTimer::timeout, q, [this] { flushOutboxes(); });
     expiryTimer.setSingleShot(true);
     expiryTimer.setTimerType(Qt::PreciseTimer);
     QObject::connect(&expiryTimer, &QTimer::timeout, q, [this] { onExpiry(); });
@@ -485,6 +490,11 @@ void ServerPrivate::send(Connection &connection, const QString &text)
     if (sendObserver)
         sendObserver(connection.id, text);
     queueFrame(connection, WireFrame(text));
+    if (writeDelay > 0ms) {
+        // Answers are not delayed: they go at the end of the turn, with what waits before them.
+        urgentOutboxes.push_back(connection.id);
+        scheduleFlush();
+    }
 }
 
 void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
@@ -499,7 +509,10 @@ void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
 void ServerPrivate::queueFrame(Connection &connection, const WireFrame &frame)
 {
     if (connection.outbox.empty()) {
-        scheduleFlush();
+        if (writeDelay == 0ms)
+            scheduleFlush();
+        else if (!writeDelayTimer.isActive())
+            writeDelayTimer.start(writeDelay);
         outboxes.push_back(connection.id);
     }
     connection.outbox.push_back(frame);
@@ -538,12 +551,35 @@ void ServerPrivate::flushOutbox(Connection &connection)
 
 void ServerPrivate::flushOutboxes()
 {
-    flushScheduled = false;
+    writeDelayTimer.stop();
+    urgentOutboxes.clear();
     const std::vector<ConnectionId> ids = std::exchange(outboxes, {});
     for (ConnectionId id : ids) {
         if (Connection *c = connection(id))
             flushOutbox(*c);
     }
+    handBatches();
+}
+
+void ServerPrivate::flushTurn()
+{
+    flushScheduled = false;
+    if (writeDelay == 0ms) {
+        flushOutboxes();
+        return;
+    }
+    for (ConnectionId id : std::exchange(urgentOutboxes, {})) {
+        if (Connection *c = connection(id))
+            flushOutbox(*c);
+    }
+    handBatches();
+    // Frames queued before the delay was set wait for it too.
+    if (!outboxes.empty() && !writeDelayTimer.isActive())
+        writeDelayTimer.start(writeDelay);
+}
+
+void ServerPrivate::handBatches()
+{
     // One queued call per worker and turn, whatever the number of its connections.
     for (const auto &thread : workers) {
         if (thread->batch.isEmpty())
@@ -731,7 +767,6 @@ void ServerPrivate::handleRequest(Connection &c, const ClientFrame &frame)
 void ServerPrivate::setHeartbeatTicks()
 {
     // A tick every quarter second at least, up to 25 a heartbeat: 1 s for the default 25 s.
-    using namespace std::chrono_literals;
     heartbeatSlices = int(std::clamp<qint64>(heartbeatInterval / 250ms, 1, 25));
     nextHeartbeatSlice = 0;
     heartbeat.setInterval(heartbeatInterval / heartbeatSlices);
@@ -986,6 +1021,25 @@ void Server::setHeartbeatInterval(std::chrono::milliseconds interval)
 std::chrono::milliseconds Server::heartbeatInterval() const
 {
     return d->heartbeatInterval;
+}
+
+void Server::setWriteDelay(std::chrono::milliseconds delay)
+{
+    if (delay < 0ms) {
+        qCWarning(lcServer) << "ignored a write delay of" << delay.count()
+                            << "ms (it must be 0 or more)";
+        return;
+    }
+    d->writeDelay = delay;
+    if (delay == 0ms && d->writeDelayTimer.isActive()) {
+        d->writeDelayTimer.stop();
+        d->scheduleFlush(); // what waits goes at the end of this turn
+    }
+}
+
+std::chrono::milliseconds Server::writeDelay() const
+{
+    return d->writeDelay;
 }
 
 void Server::setMaxFrameSize(qint64 bytes)

@@ -117,6 +117,16 @@ public:
     // warning.
     void setHeartbeatInterval(std::chrono::milliseconds interval);
     std::chrono::milliseconds heartbeatInterval() const;
+    // How long a notification may wait for the ones after it, so that the frames a client
+    // receives within the delay go to it in one write: fewer system calls and packets, at the
+    // cost of up to this much latency. It helps clients that receive several notifications
+    // within the delay (many keys, busy keys), and saves nothing for one that receives one now
+    // and then. 0, the default, writes at the end of the event-loop turn, which already gathers
+    // what one turn sends. Answers to a client's requests, its welcome and the heartbeat's
+    // pings are not delayed (what waits before an answer goes with it). Negative values are
+    // ignored with a warning. Setting 0 sends what waits at the end of the turn.
+    void setWriteDelay(std::chrono::milliseconds delay);
+    std::chrono::milliseconds writeDelay() const;
     // Largest frame a client may send; larger ones close the connection (1009). 64 KiB by
     // default: client frames are small requests, and a larger one is a bug or an attack.
     // Applies to the connections already open too.

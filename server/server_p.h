@@ -112,16 +112,21 @@ public:
     // Hands the connection's outbox to its socket now (to its worker's batch, with workers);
     // before anything else is written to it, so that frames keep their order.
     void flushOutbox(Connection &connection);
-    // Flushes every outbox filled during this event-loop turn, and hands each worker the
-    // commands of this turn in one batch.
+    // Flushes every outbox filled since the last flush, and hands each worker its batch.
     void flushOutboxes();
-    // Makes sure flushOutboxes() runs at the end of this event-loop turn.
+    // The end of an event-loop turn in which frames were queued: flushOutboxes(), or with a
+    // write delay only the outboxes holding a frame of the client's own (a reply, an error) and
+    // the workers' batches; the notifications then wait for the delay.
+    void flushTurn();
+    // Hands each worker the commands and frames gathered for it, in one queued call.
+    void handBatches();
+    // Makes sure flushTurn() runs at the end of this event-loop turn.
     void scheduleFlush()
     {
         if (!flushScheduled) {
             flushScheduled = true;
             QMetaObject::invokeMethod(
-                    q, [this] { flushOutboxes(); }, Qt::QueuedConnection);
+                    q, [this] { flushTurn(); }, Qt::QueuedConnection);
         }
     }
     // Queues a command for the worker that owns the connection's socket.
@@ -201,6 +206,10 @@ public:
     // may still be listed).
     std::vector<ConnectionId> outboxes;
     bool flushScheduled = false;
+    // With a write delay: the outboxes that received a frame of the client's own this turn, and
+    // the timer that flushes every outbox once the delay has passed since the first frame.
+    std::vector<ConnectionId> urgentOutboxes;
+    QTimer writeDelayTimer;
     // 0: every socket on the server's thread.
     int workerCount = 0;
     std::vector<std::unique_ptr<WorkerThread>> workers; // started at listen()
@@ -229,6 +238,7 @@ public:
     int maxListens = 1000;
     int maxKeySize = 1024;
     qint64 maxSendQueue = 1024 * 1024;
+    std::chrono::milliseconds writeDelay{ 0 };
     int maxConnectionsPerUser = 100;
     double requestRate = 20;
     int requestBurst = 40;

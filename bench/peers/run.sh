@@ -5,7 +5,8 @@
 #
 #   bench/run.sh peers [--short] [--runs N] [--duration S] [--idle-duration S] [--systems a,b,c]
 #                      [--scenarios a,b,c] [--idle-connections N] [--dispatchers glib,unix]
-#                      [--no-glib] [--no-pin] [--out DIR] [--plot-to FILE] [--no-build]
+#                      [--no-glib] [--no-pin] [--write-delay MS] [--out DIR] [--plot-to FILE]
+#                      [--no-build]
 #
 # Systems: qtnotif, qtnotif-prepare, naive-qt, ws, socketio (all by default). Each server runs
 # alone, pinned to CPU 1, the generator to CPU 0. A system whose runtime is missing (Node.js for
@@ -39,6 +40,8 @@
 #                      reported as "<system>/unix" or "<system>/epoll"
 #   --no-glib          the same as --dispatchers unix
 #   --no-pin           let the scheduler place the processes
+#   --write-delay MS   qtnotif's servers let notifications wait up to MS ms to go out
+#                      together (Server::setWriteDelay()); 0 by default
 #   --out DIR          where logs, runs.jsonl and peers.png go (default: a new
 #                      /tmp/qtnotif-peers.*)
 #   --plot-to FILE     also copy the plot there (docs/images/performance-peers.png, say)
@@ -67,6 +70,7 @@ IDLE_DURATION=30
 SYSTEMS=qtnotif,qtnotif-prepare,naive-qt,ws,socketio
 SCENARIOS=window,rate50k,rate200k,idle
 IDLE_CONNECTIONS=10000
+WRITE_DELAY= # ms, for qtnotif's servers (Server::setWriteDelay()); empty: the server's default
 PIN=1
 DISPATCHERS=glib,unix,epoll
 DISPATCHER= # the one the Qt server of the current run uses; empty for the others
@@ -83,6 +87,7 @@ while [ $# -gt 0 ]; do
         --scenarios) SCENARIOS=$2; shift ;;
         --idle-connections) IDLE_CONNECTIONS=$2; shift ;;
         --no-pin) PIN=0 ;;
+        --write-delay) WRITE_DELAY=$2; shift ;;
         --dispatchers) DISPATCHERS=$2; shift ;;
         --no-glib) DISPATCHERS=unix ;;
         --out) OUT=$2; shift ;;
@@ -203,8 +208,11 @@ start_server() {
     local qt_options=()
     [ "$DISPATCHER" != unix ] || qt_environment=(env QT_NO_GLIB=1)
     [ "$DISPATCHER" != epoll ] || qt_options=(--epoll)
+    local qtnotif_options=("${qt_options[@]}")
+    [ -z "$WRITE_DELAY" ] || qtnotif_options+=(--write-delay "$WRITE_DELAY")
     case $system in
-        qtnotif|qtnotif-prepare) command=("${qt_environment[@]}" "$SERVER" "${qt_options[@]}") ;;
+        qtnotif|qtnotif-prepare)
+            command=("${qt_environment[@]}" "$SERVER" "${qtnotif_options[@]}") ;;
         naive-qt) command=("${qt_environment[@]}" "$NAIVE") ;;
         ws|socketio)
             if [ ! -f "$PEERS/$system/server.js" ]; then
@@ -294,11 +302,11 @@ run_scenario() {
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 qt_version=$(dpkg-query -W -f='${Version}' libqt6core6 2>/dev/null || echo unknown)
 commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
-printf '{"bench":"environment","date":"%s","commit":"%s","nproc":%s,"cpu":"%s","kernel":"%s","qt":"%s","qt_dispatcher":"%s","node":"%s","pinning":%s,"runs":%s,"duration_s":%s}\n' \
+printf '{"bench":"environment","date":"%s","commit":"%s","nproc":%s,"cpu":"%s","kernel":"%s","qt":"%s","qt_dispatcher":"%s","node":"%s","pinning":%s,"write_delay_ms":%s,"runs":%s,"duration_s":%s}\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit" "$(nproc)" "$cpu_model" "$(uname -r)" \
     "$qt_version" "$DISPATCHERS" \
     "$(node --version 2>/dev/null || echo none)" \
-    "$([ $PIN = 1 ] && echo '{"server":"1","generator":"0"}' || echo '"none"')" "$RUNS" \
+    "$([ $PIN = 1 ] && echo '{"server":"1","generator":"0"}' || echo '"none"')" "${WRITE_DELAY:-0}" "$RUNS" \
     "$DURATION" | tee -a "$RESULTS"
 log "Results in $OUT"
 

@@ -107,7 +107,13 @@ int main(int argc, char *argv[])
     const QCommandLineOption epollOption(
             u"epoll"_s,
             u"Run the server's thread on QtNotif::EpollEventDispatcher instead of Qt's default."_s);
-    parser.addOptions({ hostOption, portOption, redisOption, workersOption, epollOption });
+    const QCommandLineOption writeDelayOption(
+            u"write-delay"_s,
+            u"Let notifications wait this long to go out together (Server::setWriteDelay()); "
+            u"0, the default, writes at the end of each event-loop turn."_s,
+            u"ms"_s);
+    parser.addOptions(
+            { hostOption, portOption, redisOption, workersOption, epollOption, writeDelayOption });
     parser.process(app);
 
     QHostAddress address;
@@ -124,6 +130,14 @@ int main(int argc, char *argv[])
         const int workers = parser.value(workersOption).toInt(&workersOk);
         if (!workersOk || !server.setWorkerThreads(workers))
             return fail(u"--workers: not a number of threads: "_s + parser.value(workersOption));
+    }
+    if (parser.isSet(writeDelayOption)) {
+        bool delayOk = false;
+        const int delay = parser.value(writeDelayOption).toInt(&delayOk);
+        if (!delayOk || delay < 0)
+            return fail(u"--write-delay: not a number of milliseconds: "_s
+                        + parser.value(writeDelayOption));
+        server.setWriteDelay(std::chrono::milliseconds(delay));
     }
     // The load generator's publishers call as fast as they can: no request rate limit here.
     server.setRequestRate(1e9, 1'000'000'000);

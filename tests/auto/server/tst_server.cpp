@@ -81,6 +81,8 @@ private Q_SLOTS:
     void identityChangeDropsListens();
     void identityChangeDropsNotificationsPreparedForTheOldIdentity();
     void nonPositiveSettingsAreIgnored();
+    void writeDelayGathersNotifications();
+    void writeDelayLeavesAnswersAlone();
     void malformedFramesGetErrorsWhileOthersKeepReceiving_data();
     void malformedFramesGetErrorsWhileOthersKeepReceiving();
     void frameBeyondLimitClosesOnlyThatClient();
@@ -995,6 +997,61 @@ void tst_Server::nonPositiveSettingsAreIgnored()
     QTest::ignoreMessage(QtWarningMsg, QRegularExpression("ignored a largest frame size of 0"));
     server->setMaxFrameSize(0);
     QCOMPARE(server->maxFrameSize(), 64 * 1024);
+}
+
+void tst_Server::writeDelayGathersNotifications()
+{
+    QCOMPARE(server->writeDelay(), 0ms);
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("ignored a write delay of -1 ms"));
+    server->setWriteDelay(-1ms);
+    QCOMPARE(server->writeDelay(), 0ms);
+
+    auto *chat = new SimpleNotifier<QString, int>(server.get(), "chat");
+    auto peer = connectPeer();
+    QVERIFY(peer->listenAndWait("chat", "a"));
+    QList<qint64> arrivals; // ms since the first notify, one per notification received
+    QElapsedTimer clock;
+    connect(&peer->socket, &QWebSocket::textMessageReceived, this, [&](const QString &text) {
+        if (text.contains(QLatin1String("\"notif\"")))
+            arrivals.append(clock.elapsed());
+    });
+    server->setWriteDelay(1s);
+    QCOMPARE(server->writeDelay(), 1s);
+    clock.start();
+    chat->notify("a", 1);
+    // A second notification 100 ms later, in another turn, joins the first in its write.
+    QTimer::singleShot(100ms, chat, [chat] { chat->notify("a", 2); });
+    QTRY_COMPARE_WITH_TIMEOUT(arrivals.size(), 2, 10000);
+    const QList<QJsonObject> notifs = peer->framesOf("notif");
+    QCOMPARE(notifs.size(), 2);
+    QCOMPARE(notifs.at(0)["data"].toInt(), 1);
+    QCOMPARE(notifs.at(1)["data"].toInt(), 2);
+    // The first waited for the delay (a timer may fire late, never early) ...
+    QVERIFY2(arrivals.at(0) >= 900, qPrintable(QString::number(arrivals.at(0))));
+    // ... and both came in one write, read at once: without the delay they would come 100 ms
+    // apart.
+    QVERIFY2(arrivals.at(1) - arrivals.at(0) < 50,
+             qPrintable(QString::number(arrivals.at(1) - arrivals.at(0))));
+}
+
+void tst_Server::writeDelayLeavesAnswersAlone()
+{
+    auto *chat = new SimpleNotifier<QString, int>(server.get(), "chat");
+    server->setWriteDelay(1h);
+    auto peer = connectPeer();                 // the welcome is not delayed
+    QVERIFY(peer->listenAndWait("chat", "a")); // nor the answer to a listen
+    chat->notify("a", 1);
+    const qint64 id = peer->request("nope", {}); // answered after the notification
+    QCOMPARE(peer->answerTo(id)["code"].toString(), QString("unknown_method"));
+    // What waited before the answer went with it, in its place.
+    QCOMPARE(peer->framesOf("notif").size(), 1);
+    QVERIFY(peer->frames.indexOf(peer->framesOf("notif").at(0))
+            < peer->frames.indexOf(peer->answerTo(id)));
+    // Back to 0, what waits goes at the end of the turn.
+    chat->notify("a", 2);
+    server->setWriteDelay(0ms);
+    QTRY_COMPARE(peer->framesOf("notif").size(), 2);
+    QCOMPARE(peer->framesOf("notif").at(1)["data"].toInt(), 2);
 }
 
 void tst_Server::malformedFramesGetErrorsWhileOthersKeepReceiving_data()
