@@ -53,7 +53,7 @@ ServerPrivate::ServerPrivate(Server *server) : q(server)
     QObject::connect(&heartbeat, &QTimer::timeout, q, [this] { onHeartbeat(); });
     writeDelayTimer.setSingleShot(true);
     writeDelayTimer.setTimerType(Qt::PreciseTimer);
-    QObject::connect(&writeDelayTimer, &QTimer::timeout, q, [this] { flushOutboxes(); });
+    QObject::connect(&writeDelayTimer, &QTimer::timeout, q, [this] { flushDue(); });
     expiryTimer.setSingleShot(true);
     expiryTimer.setTimerType(Qt::PreciseTimer);
     QObject::connect(&expiryTimer, &QTimer::timeout, q, [this] { onExpiry(); });
@@ -509,11 +509,13 @@ void ServerPrivate::sendFrame(Connection &connection, const WireFrame &frame)
 void ServerPrivate::queueFrame(Connection &connection, const WireFrame &frame)
 {
     if (connection.outbox.empty()) {
-        if (writeDelay == 0ms)
+        if (writeDelay == 0ms) {
+            outboxes.push_back({ connection.id, {} });
             scheduleFlush();
-        else if (!writeDelayTimer.isActive())
-            writeDelayTimer.start(writeDelay);
-        outboxes.push_back(connection.id);
+        } else {
+            outboxes.push_back({ connection.id, std::chrono::steady_clock::now() + writeDelay });
+            armWriteDelay();
+        }
     }
     connection.outbox.push_back(frame);
     connection.outboxBytes += frame.bytes().size();
@@ -553,12 +555,32 @@ void ServerPrivate::flushOutboxes()
 {
     writeDelayTimer.stop();
     urgentOutboxes.clear();
-    const std::vector<ConnectionId> ids = std::exchange(outboxes, {});
-    for (ConnectionId id : ids) {
+    for (const PendingOutbox &pending : std::exchange(outboxes, {})) {
+        if (Connection *c = connection(pending.id))
+            flushOutbox(*c);
+    }
+    handBatches();
+}
+
+void ServerPrivate::flushDue()
+{
+    const auto now = std::chrono::steady_clock::now();
+    while (!outboxes.empty() && outboxes.front().due <= now) {
+        const ConnectionId id = outboxes.front().id;
+        outboxes.pop_front();
         if (Connection *c = connection(id))
             flushOutbox(*c);
     }
     handBatches();
+    armWriteDelay();
+}
+
+void ServerPrivate::armWriteDelay()
+{
+    if (outboxes.empty() || writeDelayTimer.isActive())
+        return;
+    const auto wait = outboxes.front().due - std::chrono::steady_clock::now();
+    writeDelayTimer.start(std::max(0ms, std::chrono::ceil<std::chrono::milliseconds>(wait)));
 }
 
 void ServerPrivate::flushTurn()
@@ -573,9 +595,7 @@ void ServerPrivate::flushTurn()
             flushOutbox(*c);
     }
     handBatches();
-    // Frames queued before the delay was set wait for it too.
-    if (!outboxes.empty() && !writeDelayTimer.isActive())
-        writeDelayTimer.start(writeDelay);
+    armWriteDelay(); // for frames queued before the delay was set
 }
 
 void ServerPrivate::handBatches()

@@ -16,6 +16,8 @@
 #include <QtCore/QPointer>
 #include <QtCore/QTimer>
 
+#include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -120,6 +122,11 @@ public:
     void flushTurn();
     // Hands each worker the commands and frames gathered for it, in one queued call.
     void handBatches();
+    // With a write delay: flushes the outboxes that are due, each in its time, so that the
+    // writes spread as the frames came instead of going out in one burst.
+    void flushDue();
+    // Starts the write delay's timer for the first listed outbox, unless it runs.
+    void armWriteDelay();
     // Makes sure flushTurn() runs at the end of this event-loop turn.
     void scheduleFlush()
     {
@@ -202,12 +209,18 @@ public:
     // Connections removed so far: a loop that calls user code (prepare) between connection()
     // and using the Connection it got looks it up again only when this has changed.
     quint64 removedConnections = 0;
-    // Connections whose outbox received frames since the last flushOutboxes() (a flushed one
-    // may still be listed).
-    std::vector<ConnectionId> outboxes;
+    // Connections whose outbox received frames since the last flushOutboxes(), in the order
+    // their outboxes were filled (a flushed one may still be listed). With a write delay, each
+    // with the time its outbox is due: the delay after its first frame.
+    struct PendingOutbox
+    {
+        ConnectionId id;
+        std::chrono::steady_clock::time_point due;
+    };
+    std::deque<PendingOutbox> outboxes;
     bool flushScheduled = false;
     // With a write delay: the outboxes that received a frame of the client's own this turn, and
-    // the timer that flushes every outbox once the delay has passed since the first frame.
+    // the timer that fires when the first listed outbox is due (flushDue()).
     std::vector<ConnectionId> urgentOutboxes;
     QTimer writeDelayTimer;
     // 0: every socket on the server's thread.
