@@ -25,9 +25,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <map>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -138,31 +139,48 @@ qint64 rssKib(qint64 pid)
     return status.mid(at + 6, end - at - 6).replace("kB", "").trimmed().toLongLong();
 }
 
-// CPU time (user and system) of a process in µs, or -1.
-qint64 cpuMicroseconds(qint64 pid)
+// Microseconds in one clock tick, the unit of /proc's CPU times.
+qint64 tickMicroseconds()
 {
-    if (pid <= 0)
-        return -1;
-    QFile file(u"/proc/%1/stat"_s.arg(pid));
-    if (!file.open(QIODevice::ReadOnly))
-        return -1;
-    const QByteArray stat = file.readAll();
-    // The command name may hold spaces: fields count from the last ')'.
-    const QList<QByteArray> fields = stat.mid(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields.size() < 13)
-        return -1;
-    const qint64 ticks = fields.at(11).toLongLong() + fields.at(12).toLongLong(); // utime, stime
-    return ticks * 1'000'000 / sysconf(_SC_CLK_TCK);
+    static const qint64 tick = 1'000'000 / sysconf(_SC_CLK_TCK);
+    return tick;
 }
 
-// CPU time of one thread of a process (user and system, in µs) and its name (the kernel's
-// "comm", at most 15 characters: the server's workers are "qtnotif worker ").
+// CPU time of a process or of one of its threads (user and system, in µs) and its name (the
+// kernel's "comm", at most 15 characters: the server's workers are "qtnotif worker ").
 struct ThreadCpu
 {
     QString name;
     qint64 userUs = 0;
     qint64 systemUs = 0;
 };
+
+// Reads a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat; std::nullopt when it cannot (the
+// process or thread ended meanwhile).
+std::optional<ThreadCpu> readStat(const QString &path)
+{
+    QFile file(path);
+    if (!file.open(QIODevice::ReadOnly))
+        return std::nullopt;
+    const QByteArray stat = file.readAll();
+    // The command name may hold spaces: fields count from the last ')'.
+    const qsizetype open = stat.indexOf('('), close = stat.lastIndexOf(')');
+    const QList<QByteArray> fields = stat.mid(close + 2).split(' ');
+    if (open < 0 || close < open || fields.size() < 13)
+        return std::nullopt;
+    return ThreadCpu{ QString::fromUtf8(stat.mid(open + 1, close - open - 1)),
+                      fields.at(11).toLongLong() * tickMicroseconds(),   // utime
+                      fields.at(12).toLongLong() * tickMicroseconds() }; // stime
+}
+
+// CPU time (user and system) of a process in µs, or -1.
+qint64 cpuMicroseconds(qint64 pid)
+{
+    if (pid <= 0)
+        return -1;
+    const std::optional<ThreadCpu> cpu = readStat(u"/proc/%1/stat"_s.arg(pid));
+    return cpu ? cpu->userUs + cpu->systemUs : -1;
+}
 
 // The threads of a process by thread id, from /proc/<pid>/task; empty when it cannot be read.
 std::map<qint64, ThreadCpu> threadCpu(qint64 pid)
@@ -173,18 +191,8 @@ std::map<qint64, ThreadCpu> threadCpu(qint64 pid)
     const QStringList tids
             = QDir(u"/proc/%1/task"_s.arg(pid)).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
     for (const QString &tid : tids) {
-        QFile file(u"/proc/%1/task/%2/stat"_s.arg(pid).arg(tid));
-        if (!file.open(QIODevice::ReadOnly))
-            continue; // the thread ended meanwhile
-        const QByteArray stat = file.readAll();
-        const qsizetype open = stat.indexOf('('), close = stat.lastIndexOf(')');
-        const QList<QByteArray> fields = stat.mid(close + 2).split(' ');
-        if (open < 0 || close < open || fields.size() < 13)
-            continue;
-        const qint64 tick = 1'000'000 / sysconf(_SC_CLK_TCK);
-        threads[tid.toLongLong()]
-                = { QString::fromUtf8(stat.mid(open + 1, close - open - 1)),
-                    fields.at(11).toLongLong() * tick, fields.at(12).toLongLong() * tick };
+        if (std::optional<ThreadCpu> cpu = readStat(u"/proc/%1/task/%2/stat"_s.arg(pid).arg(tid)))
+            threads[tid.toLongLong()] = std::move(*cpu);
     }
     return threads;
 }
@@ -207,7 +215,7 @@ MachineCpu machineCpu()
     const QList<QByteArray> fields = file.readLine().simplified().split(' ');
     if (fields.size() < 9 || fields.first() != "cpu")
         return {};
-    const qint64 tick = 1'000'000 / sysconf(_SC_CLK_TCK);
+    const qint64 tick = tickMicroseconds();
     qint64 busy = 0;
     for (int i : { 1, 2, 3, 6, 7, 8 })
         busy += fields.at(i).toLongLong();
@@ -1303,6 +1311,8 @@ int LoadGenerator::run()
     const auto cpuPercent = [seconds](qint64 start, qint64 end) {
         return start < 0 || end < 0 ? -1.0 : double(end - start) / (seconds * 1e6) * 100;
     };
+    const double server = cpuPercent(serverCpuStart, serverCpuEnd);
+    const double generator = cpuPercent(ownCpuStart, ownCpuEnd);
     QJsonObject result{
         { u"bench"_s, u"peers"_s },
         { u"label"_s, m_s.label },
@@ -1318,17 +1328,15 @@ int LoadGenerator::run()
         { u"duration_s"_s, seconds },
         { u"connect_seconds"_s, connectSeconds },
         { u"connect_retries"_s, m_connectRetries },
-        { u"generator_cpu_percent"_s, cpuPercent(ownCpuStart, ownCpuEnd) },
+        { u"generator_cpu_percent"_s, generator },
     };
     // The machine's busy time is the server's, the generator's, the other processes' and the
     // kernel's work charged to no process: software interrupts that ran on an idle core (on
     // loopback, TCP's timers and acknowledgements of the benchmark's own connections) and time
     // the hypervisor stole.
     const double machine = cpuPercent(machineStart.busyUs, machineEnd.busyUs);
-    const double server = cpuPercent(serverCpuStart, serverCpuEnd);
     const double others = cpuPercent(0, otherProcessesCpuBetween(othersStart, othersEnd));
-    const double unattributed
-            = std::max(0.0, machine - server - cpuPercent(ownCpuStart, ownCpuEnd) - others);
+    const double unattributed = std::max(0.0, machine - server - generator - others);
     result.insert(u"machine_cpu_percent"_s, machine);
     if (machine >= 0 && server >= 0) {
         result.insert(u"other_cpu_percent"_s, others);
@@ -1390,7 +1398,7 @@ int LoadGenerator::run()
                     { u"rss_kib_after"_s, rssAfter },
                     { u"kib_per_connection"_s,
                       rssBefore < 0 ? -1.0 : double(rssConnected - rssBefore) / totalConnections },
-                    { u"cpu_percent"_s, cpuPercent(serverCpuStart, serverCpuEnd) },
+                    { u"cpu_percent"_s, server },
             });
     result.insert(u"errors"_s,
                   QJsonObject{
@@ -1417,17 +1425,16 @@ int LoadGenerator::run()
               << QString::number(m_latency.quantile(0.99) / 1000, 'f', 2) << " ms, lost " << lost
               << ", duplicated " << m_duplicated;
     }
-    human << ", server CPU " << QString::number(cpuPercent(serverCpuStart, serverCpuEnd), 'f', 1)
-          << " %";
+    human << ", server CPU " << QString::number(server, 'f', 1) << " %";
     if (threads.size() > 1) {
         human << " (threads";
         for (const QJsonValue &thread : std::as_const(threads))
             human << ' ' << QString::number(thread[u"cpu_percent"_s].toDouble(), 'f', 1);
         human << ')';
     }
-    human << ", generator CPU " << QString::number(cpuPercent(ownCpuStart, ownCpuEnd), 'f', 1)
-          << " %, other programs " << QString::number(others, 'f', 0)
-          << " %, charged to no process " << QString::number(unattributed, 'f', 0) << " %";
+    human << ", generator CPU " << QString::number(generator, 'f', 1) << " %, other programs "
+          << QString::number(others, 'f', 0) << " %, charged to no process "
+          << QString::number(unattributed, 'f', 0) << " %";
     if (rssBefore >= 0)
         human << ", server "
               << QString::number(double(rssConnected - rssBefore) / totalConnections, 'f', 1)
