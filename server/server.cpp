@@ -555,8 +555,13 @@ void ServerPrivate::flushOutboxes()
 {
     writeDelayTimer.stop();
     urgentOutboxes.clear();
-    for (const PendingOutbox &pending : std::exchange(outboxes, {})) {
-        if (Connection *c = connection(pending.id))
+    // Those listed now; an outbox filled meanwhile waits for its own flush. Popped rather than
+    // swapped for a new deque, which would allocate at every turn. (A slot that closes the
+    // server from a flush empties the list itself.)
+    for (std::size_t listed = outboxes.size(); listed > 0 && !outboxes.empty(); --listed) {
+        const ConnectionId id = outboxes.front().id;
+        outboxes.pop_front();
+        if (Connection *c = connection(id))
             flushOutbox(*c);
     }
     handBatches();
