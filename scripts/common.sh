@@ -9,7 +9,8 @@ QTNOTIF_BUILD_DIR=${QTNOTIF_BUILD_DIR:-$QTNOTIF_ROOT/build}
 # in front of the demo nodes; the JWT and TLS tests make their keys and certificates with openssl;
 # the fuzzer (fuzz/) builds with clang and libFuzzer.
 QTNOTIF_PACKAGES=(
-    cmake ninja-build g++ pkg-config libhiredis-dev libjwt-dev openssl redis-server nginx-light
+    cmake ninja-build g++ pkg-config libhiredis-dev libjwt-dev libssl-dev openssl redis-server
+    nginx-light
     clang-14 libfuzzer-14-dev
     qt6-base-dev qt6-base-dev-tools qt6-websockets-dev libgl-dev
     qt6-declarative-dev qt6-declarative-dev-tools

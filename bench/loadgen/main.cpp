@@ -1,6 +1,6 @@
 // qtnotif-bench-loadgen: the load generator of bench/run.sh peers. It drives qtnotif and the
 // servers it is compared with (bench/peers/README.md) with the same load, over raw sockets.
-//   qtnotif-bench-loadgen --system qtnotif --url ws://127.0.0.1:PORT/ [--server-pid PID] ...
+//   qtnotif-bench-loadgen --system qtnotif --url ws[s]://127.0.0.1:PORT/ [--server-pid PID] ...
 //   (--help lists the options; bench/README.md the JSON line it prints)
 //
 // One thread, one epoll loop over non-blocking TCP sockets, and the client side of WebSocket
@@ -9,7 +9,9 @@
 // the bottleneck at about a million notifications per second. Received bytes land in one big
 // buffer and are parsed in place; a notification is never parsed as JSON: the generator finds
 // "t": (its publish time), "n": (the sequence number per key) and "key":"k in the text.
-// QtCore serves for the command line and the JSON output only.
+// With a wss:// URL the bytes go through OpenSSL (certificates are not verified: the server is
+// the one on loopback the bench script started). QtCore serves for the command line and the
+// JSON output only.
 #include "benchclock.h"
 #include "histogram.h"
 
@@ -33,6 +35,9 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <arpa/inet.h>
 #include <cerrno>
@@ -69,6 +74,7 @@ struct Settings
     QString modeName = u"window"_s;
     QString host;
     quint16 port = 0;
+    bool tls = false; // wss://
     QByteArray path = "/";
     qint64 serverPid = 0;
     int connections = 2000;
@@ -285,6 +291,7 @@ bool contains(std::string_view text, std::string_view needle)
 
 enum class State {
     Connecting,      // TCP connect in progress
+    TlsHandshake,    // wss://: TLS handshake in progress
     Upgrading,       // HTTP upgrade sent, waiting for 101
     EngineIoOpen,    // Socket.IO: waiting for the Engine.IO open packet "0{...}"
     SocketIoConnect, // Socket.IO: "40" sent, waiting for "40{...}"
@@ -293,10 +300,16 @@ enum class State {
     Closed,
 };
 
+struct SslFree
+{
+    void operator()(SSL *ssl) const { SSL_free(ssl); }
+};
+
 struct Connection
 {
     int fd = -1;
-    int index = 0; // subscribers 0..N-1, then publishers
+    std::unique_ptr<SSL, SslFree> ssl; // wss:// only
+    int index = 0;                     // subscribers 0..N-1, then publishers
     bool publisher = false;
     State state = State::Connecting;
     int acksMissing = 0;
@@ -344,6 +357,11 @@ private:
     void onEvent(Connection &c, uint32_t events);
     void onReadable(Connection &c);
     void closeConnection(Connection &c, const char *why);
+    void closeSocket(Connection &c);
+    void setWantWrite(Connection &c, bool wantWrite);
+    void continueTlsHandshake(Connection &c);
+    ssize_t receive(Connection &c, char *buffer, size_t size);
+    ssize_t transmit(Connection &c, const char *data, size_t size);
     void flush(Connection &c);
     void markDirty(Connection &c);
     void flushDirty();
@@ -367,6 +385,7 @@ private:
 
     Settings m_s;
     int m_epoll = -1;
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> m_tls{ nullptr, SSL_CTX_free };
     sockaddr_in m_server{};
     std::vector<std::unique_ptr<Connection>> m_connections;
     std::vector<Connection *> m_dirty;
@@ -432,6 +451,17 @@ LoadGenerator::LoadGenerator(const Settings &settings) : m_s(settings)
     m_server.sin_port = htons(m_s.port);
     if (inet_pton(AF_INET, m_s.host.toLatin1().constData(), &m_server.sin_addr) != 1)
         die(ExitUsage, u"--url: the host must be an IPv4 address: "_s + m_s.host);
+    if (m_s.tls) {
+        m_tls.reset(SSL_CTX_new(TLS_client_method()));
+        if (!m_tls)
+            die(ExitFailed, u"OpenSSL: cannot create a TLS context"_s);
+        SSL_CTX_set_verify(m_tls.get(), SSL_VERIFY_NONE, nullptr);
+        // Partial writes, a buffer that grows between retries of a write, and no buffers held
+        // by idle connections.
+        SSL_CTX_set_mode(m_tls.get(), SSL_MODE_ENABLE_PARTIAL_WRITE
+                                              | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+                                              | SSL_MODE_RELEASE_BUFFERS);
+    }
 
     for (int k = 0; k < m_s.keys; ++k)
         m_keyNames.push_back(std::string(1, 'k').append(std::to_string(k)));
@@ -545,10 +575,7 @@ bool LoadGenerator::startConnect(Connection &c)
         ++m_connectFailures;
         if (m_firstError.isEmpty())
             m_firstError = u"connect(): "_s + QString::fromLocal8Bit(strerror(errno));
-        epoll_ctl(m_epoll, EPOLL_CTL_DEL, c.fd, nullptr);
-        close(c.fd);
-        c.fd = -1;
-        c.state = State::Closed;
+        closeSocket(c);
         giveUpOrRetry(c);
         return false;
     }
@@ -581,10 +608,7 @@ void LoadGenerator::retryConnects()
                     = c->state == State::Connecting ? age > ConnectRetryUs : age > HandshakeRetryUs;
             if (c->state != State::Closed && c->state != State::Ready && stuck
                 && c->retries < MaxConnectRetries) {
-                epoll_ctl(m_epoll, EPOLL_CTL_DEL, c->fd, nullptr);
-                close(c->fd);
-                c->fd = -1;
-                c->state = State::Closed;
+                closeSocket(*c);
                 m_toRetry.push_back(c.get());
             }
         }
@@ -645,6 +669,8 @@ void LoadGenerator::onEvent(Connection &c, uint32_t events)
 {
     if (c.state == State::Closed)
         return;
+    if (c.state == State::TlsHandshake)
+        return continueTlsHandshake(c);
     if (c.state == State::Connecting) {
         int error = 0;
         socklen_t length = sizeof error;
@@ -656,6 +682,13 @@ void LoadGenerator::onEvent(Connection &c, uint32_t events)
                                + QString::fromLocal8Bit(strerror(error ? error : ECONNRESET));
             closeConnection(c, nullptr);
             return;
+        }
+        if (m_tls) {
+            c.ssl.reset(SSL_new(m_tls.get()));
+            SSL_set_fd(c.ssl.get(), c.fd);
+            SSL_set_connect_state(c.ssl.get());
+            c.state = State::TlsHandshake;
+            return continueTlsHandshake(c);
         }
         c.state = State::Upgrading;
         sendUpgrade(c);
@@ -670,6 +703,78 @@ void LoadGenerator::onEvent(Connection &c, uint32_t events)
         flush(c);
 }
 
+void LoadGenerator::continueTlsHandshake(Connection &c)
+{
+    const int status = SSL_do_handshake(c.ssl.get());
+    if (status == 1) {
+        c.state = State::Upgrading;
+        sendUpgrade(c);
+        flush(c);
+        return;
+    }
+    switch (SSL_get_error(c.ssl.get(), status)) {
+    case SSL_ERROR_WANT_READ:
+        return setWantWrite(c, false);
+    case SSL_ERROR_WANT_WRITE:
+        return setWantWrite(c, true);
+    default:
+        if (m_firstError.isEmpty()) {
+            char reason[256];
+            ERR_error_string_n(ERR_peek_error(), reason, sizeof reason);
+            m_firstError = u"TLS handshake: "_s + QString::fromLatin1(reason);
+        }
+        ERR_clear_error();
+        closeConnection(c, "the TLS handshake failed");
+    }
+}
+
+// recv(), or over TLS SSL_read() until the buffer is full or OpenSSL needs more from the socket.
+// -1 with errno EAGAIN when nothing came, 0 when the server closed the connection.
+ssize_t LoadGenerator::receive(Connection &c, char *buffer, size_t size)
+{
+    if (!c.ssl)
+        return recv(c.fd, buffer, size, 0);
+    size_t got = 0;
+    while (got < size) {
+        size_t read = 0;
+        const int status = SSL_read_ex(c.ssl.get(), buffer + got, size - got, &read);
+        if (status == 1) {
+            got += read;
+            continue;
+        }
+        const int error = SSL_get_error(c.ssl.get(), status);
+        if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE || got > 0)
+            break; // a close is seen again at the next read
+        ERR_clear_error();
+        if (error == SSL_ERROR_ZERO_RETURN)
+            return 0;
+        errno = ECONNRESET;
+        return -1;
+    }
+    if (got == 0)
+        errno = EAGAIN;
+    return got == 0 ? -1 : ssize_t(got);
+}
+
+// send(), or SSL_write() over TLS; -1 with errno EAGAIN when the socket takes nothing now.
+ssize_t LoadGenerator::transmit(Connection &c, const char *data, size_t size)
+{
+    if (!c.ssl)
+        return send(c.fd, data, size, MSG_NOSIGNAL);
+    size_t written = 0;
+    const int status = SSL_write_ex(c.ssl.get(), data, size, &written);
+    if (status == 1)
+        return ssize_t(written);
+    const int error = SSL_get_error(c.ssl.get(), status);
+    if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+        errno = EAGAIN;
+    } else {
+        ERR_clear_error();
+        errno = EPIPE;
+    }
+    return -1;
+}
+
 void LoadGenerator::onReadable(Connection &c)
 {
     // The partial frame kept from the last read goes first, then what recv() brings after it:
@@ -677,7 +782,7 @@ void LoadGenerator::onReadable(Connection &c)
     char *buffer = m_receiveBuffer.get();
     const size_t kept = c.pending.size();
     std::memcpy(buffer, c.pending.data(), kept);
-    const ssize_t got = recv(c.fd, buffer + kept, ReceiveBufferSize - kept, 0);
+    const ssize_t got = receive(c, buffer + kept, ReceiveBufferSize - kept);
     if (got <= 0) {
         if (got < 0 && (errno == EAGAIN || errno == EINTR))
             return;
@@ -696,6 +801,9 @@ void LoadGenerator::onReadable(Connection &c)
         return;
     // Its capacity stays: no allocation per read once warm.
     c.pending.assign(data + used, size - used);
+    // What OpenSSL has decrypted and kept (the buffer was full) would not wake epoll.
+    if (c.ssl && SSL_pending(c.ssl.get()) > 0)
+        onReadable(c);
 }
 
 void LoadGenerator::closeConnection(Connection &c, const char *why)
@@ -703,10 +811,7 @@ void LoadGenerator::closeConnection(Connection &c, const char *why)
     if (c.state == State::Closed)
         return;
     if (!m_connected && c.state != State::Ready) {
-        epoll_ctl(m_epoll, EPOLL_CTL_DEL, c.fd, nullptr);
-        close(c.fd);
-        c.fd = -1;
-        c.state = State::Closed;
+        closeSocket(c);
         giveUpOrRetry(c);
         return;
     }
@@ -717,10 +822,27 @@ void LoadGenerator::closeConnection(Connection &c, const char *why)
     }
     if (std::exchange(c.outstanding, false))
         --m_outstanding;
+    closeSocket(c);
+}
+
+void LoadGenerator::closeSocket(Connection &c)
+{
     c.state = State::Closed;
     epoll_ctl(m_epoll, EPOLL_CTL_DEL, c.fd, nullptr);
+    c.ssl.reset();
     close(c.fd);
     c.fd = -1;
+}
+
+void LoadGenerator::setWantWrite(Connection &c, bool wantWrite)
+{
+    if (c.wantWrite == wantWrite)
+        return;
+    c.wantWrite = wantWrite;
+    epoll_event event{};
+    event.events = wantWrite ? EPOLLIN | EPOLLOUT : EPOLLIN;
+    event.data.ptr = &c;
+    epoll_ctl(m_epoll, EPOLL_CTL_MOD, c.fd, &event);
 }
 
 void LoadGenerator::markDirty(Connection &c)
@@ -744,8 +866,7 @@ void LoadGenerator::flushDirty()
 void LoadGenerator::flush(Connection &c)
 {
     while (c.sendOffset < c.out.size()) {
-        const ssize_t sent = send(c.fd, c.out.data() + c.sendOffset, c.out.size() - c.sendOffset,
-                                  MSG_NOSIGNAL);
+        const ssize_t sent = transmit(c, c.out.data() + c.sendOffset, c.out.size() - c.sendOffset);
         if (sent < 0) {
             if (errno == EINTR)
                 continue;
@@ -765,13 +886,7 @@ void LoadGenerator::flush(Connection &c)
         c.out.erase(0, c.sendOffset);
         c.sendOffset = 0;
     }
-    if (done == c.wantWrite) {
-        c.wantWrite = !done;
-        epoll_event event{};
-        event.events = c.wantWrite ? EPOLLIN | EPOLLOUT : EPOLLIN;
-        event.data.ptr = &c;
-        epoll_ctl(m_epoll, EPOLL_CTL_MOD, c.fd, &event);
-    }
+    setWantWrite(c, !done);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1464,7 +1579,10 @@ Settings parseArguments(const QCoreApplication &app)
     const QCommandLineOption system(u"system"_s,
                                     u"qtnotif, qtnotif-prepare, naive-qt, ws or socketio."_s,
                                     u"name"_s, u"qtnotif"_s);
-    const QCommandLineOption url(u"url"_s, u"The server, ws://127.0.0.1:PORT/."_s, u"url"_s);
+    const QCommandLineOption url(
+            u"url"_s,
+            u"The server, ws://127.0.0.1:PORT/ (or wss://: TLS, certificate not verified)."_s,
+            u"url"_s);
     const QCommandLineOption serverPid(
             u"server-pid"_s, u"The server's process, for its memory and CPU (/proc)."_s, u"pid"_s);
     const QCommandLineOption connections(u"connections"_s, u"Subscribers (2000)."_s, u"n"_s,
@@ -1528,8 +1646,9 @@ Settings parseArguments(const QCoreApplication &app)
     if (!parser.isSet(url))
         die(ExitUsage, u"--url is required"_s);
     const QUrl serverUrl(parser.value(url));
-    if (serverUrl.scheme() != u"ws"_s || serverUrl.port() <= 0)
-        die(ExitUsage, u"--url: expected ws://HOST:PORT/, not "_s + parser.value(url));
+    if ((serverUrl.scheme() != u"ws"_s && serverUrl.scheme() != u"wss"_s) || serverUrl.port() <= 0)
+        die(ExitUsage, u"--url: expected ws://HOST:PORT/ or wss://, not "_s + parser.value(url));
+    s.tls = serverUrl.scheme() == u"wss"_s;
     s.host = serverUrl.host();
     s.port = quint16(serverUrl.port());
     s.path = s.system == System::SocketIo ? QByteArray("/socket.io/?EIO=4&transport=websocket")

@@ -5,8 +5,8 @@
 #
 #   bench/run.sh peers [--short] [--runs N] [--duration S] [--idle-duration S] [--systems a,b,c]
 #                      [--scenarios a,b,c] [--idle-connections N] [--dispatchers glib,unix]
-#                      [--no-glib] [--no-pin] [--write-delay MS] [--out DIR] [--plot-to FILE]
-#                      [--no-build]
+#                      [--no-glib] [--no-pin] [--write-delay MS] [--tls] [--out DIR]
+#                      [--plot-to FILE] [--no-build]
 #
 # Systems: qtnotif, qtnotif-prepare, naive-qt, ws, socketio (all by default). Each server runs
 # alone, pinned to CPU 1, the generator to CPU 0. A system whose runtime is missing (Node.js for
@@ -42,6 +42,9 @@
 #   --no-pin           let the scheduler place the processes
 #   --write-delay MS   qtnotif's servers let notifications wait up to MS ms to go out
 #                      together (Server::setWriteDelay()); 0 by default
+#   --tls              qtnotif's servers serve wss:// (TLS in the server's process, with an
+#                      EC P-256 certificate made for the run by openssl) and the generator
+#                      speaks TLS (OpenSSL); the other systems are skipped
 #   --out DIR          where logs, runs.jsonl and peers.png go (default: a new
 #                      /tmp/qtnotif-peers.*)
 #   --plot-to FILE     also copy the plot there (docs/images/performance-peers.png, say)
@@ -71,6 +74,7 @@ SYSTEMS=qtnotif,qtnotif-prepare,naive-qt,ws,socketio
 SCENARIOS=window,rate50k,rate200k,idle
 IDLE_CONNECTIONS=10000
 WRITE_DELAY= # ms, for qtnotif's servers (Server::setWriteDelay()); empty: the server's default
+TLS=0
 PIN=1
 DISPATCHERS=glib,unix,epoll
 DISPATCHER= # the one the Qt server of the current run uses; empty for the others
@@ -88,6 +92,7 @@ while [ $# -gt 0 ]; do
         --idle-connections) IDLE_CONNECTIONS=$2; shift ;;
         --no-pin) PIN=0 ;;
         --write-delay) WRITE_DELAY=$2; shift ;;
+        --tls) TLS=1 ;;
         --dispatchers) DISPATCHERS=$2; shift ;;
         --no-glib) DISPATCHERS=unix ;;
         --out) OUT=$2; shift ;;
@@ -155,6 +160,13 @@ OUT=${OUT:-$(mktemp -d /tmp/qtnotif-peers.XXXXXX)}
 mkdir -p "$OUT"
 RESULTS=$OUT/runs.jsonl
 : > "$RESULTS"
+if [ $TLS = 1 ]; then
+    command -v openssl >/dev/null || die "--tls needs openssl (apt-get install openssl)"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$OUT/tls-key.pem" -out "$OUT/tls-certificate.pem" 2> "$OUT/openssl.log" \
+        || die "openssl could not make a certificate: see $OUT/openssl.log"
+fi
 
 # The server running now: its pid, and the descriptor of the pipe that is its stdin (closing it
 # is how it is asked to stop).
@@ -210,6 +222,13 @@ start_server() {
     [ "$DISPATCHER" != epoll ] || qt_options=(--epoll)
     local qtnotif_options=("${qt_options[@]}")
     [ -z "$WRITE_DELAY" ] || qtnotif_options+=(--write-delay "$WRITE_DELAY")
+    if [ $TLS = 1 ]; then
+        qtnotif_options+=(--tls-certificate "$OUT/tls-certificate.pem" --tls-key "$OUT/tls-key.pem")
+        if [ "$system" != qtnotif ] && [ "$system" != qtnotif-prepare ]; then
+            SKIP_REASON="--tls runs qtnotif's servers only"
+            return 1
+        fi
+    fi
     case $system in
         qtnotif|qtnotif-prepare)
             command=("${qt_environment[@]}" "$SERVER" "${qtnotif_options[@]}") ;;
@@ -249,7 +268,7 @@ start_server() {
     exec {reader}<&-
     URL=
     for _ in $(seq 100); do
-        URL=$(sed -n 's/^.*listening on \(ws:\/\/[^ ]*\).*$/\1/p' "$OUT/$system.out" 2>/dev/null \
+        URL=$(sed -n 's/^.*listening on \(wss\{0,1\}:\/\/[^ ]*\).*$/\1/p' "$OUT/$system.out" 2>/dev/null \
               | head -1)
         [ -n "$URL" ] && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || break
@@ -302,11 +321,12 @@ run_scenario() {
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 qt_version=$(dpkg-query -W -f='${Version}' libqt6core6 2>/dev/null || echo unknown)
 commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
-printf '{"bench":"environment","date":"%s","commit":"%s","nproc":%s,"cpu":"%s","kernel":"%s","qt":"%s","qt_dispatcher":"%s","node":"%s","pinning":%s,"write_delay_ms":%s,"runs":%s,"duration_s":%s}\n' \
+printf '{"bench":"environment","date":"%s","commit":"%s","nproc":%s,"cpu":"%s","kernel":"%s","qt":"%s","qt_dispatcher":"%s","node":"%s","pinning":%s,"write_delay_ms":%s,"tls":%s,"runs":%s,"duration_s":%s}\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit" "$(nproc)" "$cpu_model" "$(uname -r)" \
     "$qt_version" "$DISPATCHERS" \
     "$(node --version 2>/dev/null || echo none)" \
-    "$([ $PIN = 1 ] && echo '{"server":"1","generator":"0"}' || echo '"none"')" "${WRITE_DELAY:-0}" "$RUNS" \
+    "$([ $PIN = 1 ] && echo '{"server":"1","generator":"0"}' || echo '"none"')" "${WRITE_DELAY:-0}" \
+    "$([ $TLS = 1 ] && echo true || echo false)" "$RUNS" \
     "$DURATION" | tee -a "$RESULTS"
 log "Results in $OUT"
 

@@ -1,5 +1,6 @@
 // qtnotif-bench-server: the server the benchmarks drive, until it is killed.
 //   qtnotif-bench-server [--host 127.0.0.1] [--port 0] [--redis redis://127.0.0.1:6379/0]
+//                        [--tls-certificate FILE --tls-key FILE] (--help lists them all)
 //
 // It has two notifiers with QString keys and JSON object notifications: "bench", a
 // SimpleNotifier, and "benchp", a Notifier whose synchronous prepare leaves the notification
@@ -15,7 +16,8 @@
 //                                             cluster (listenerCount(): a request to every
 //                                             node through Redis; at once without a backplane)
 //   call "stats"                              replies the server's counters (see statsOf())
-// It prints "qtnotif bench server listening on ws://..." on stdout once it listens and, with
+// It prints "qtnotif bench server listening on ws://..." (wss:// with TLS) on stdout once it
+// listens and, with
 // --redis, once the backplane is online: scripts wait for that line.
 #include "benchclock.h"
 
@@ -27,7 +29,10 @@
 #include <QtCore/QCommandLineParser>
 #include <QtCore/QCoreApplication>
 #include <QtCore/QFuture>
+#include <QtCore/QFile>
 #include <QtCore/QJsonObject>
+#include <QtNetwork/QSslConfiguration>
+#include <QtNetwork/QSslKey>
 #include <QtCore/QMetaEnum>
 #include <QtCore/QTextStream>
 #include <QtCore/QTimer>
@@ -112,8 +117,13 @@ int main(int argc, char *argv[])
             u"Let notifications wait this long to go out together (Server::setWriteDelay()); "
             u"0, the default, writes at the end of each event-loop turn."_s,
             u"ms"_s);
-    parser.addOptions(
-            { hostOption, portOption, redisOption, workersOption, epollOption, writeDelayOption });
+    const QCommandLineOption certificateOption(
+            u"tls-certificate"_s, u"Serve wss:// with this PEM certificate (and --tls-key)."_s,
+            u"file"_s);
+    const QCommandLineOption keyOption(
+            u"tls-key"_s, u"The PEM private key (EC or RSA) of --tls-certificate."_s, u"file"_s);
+    parser.addOptions({ hostOption, portOption, redisOption, workersOption, epollOption,
+                        writeDelayOption, certificateOption, keyOption });
     parser.process(app);
 
     QHostAddress address;
@@ -138,6 +148,25 @@ int main(int argc, char *argv[])
             return fail(u"--write-delay: not a number of milliseconds: "_s
                         + parser.value(writeDelayOption));
         server.setWriteDelay(std::chrono::milliseconds(delay));
+    }
+    if (parser.isSet(certificateOption) != parser.isSet(keyOption))
+        return fail(u"--tls-certificate and --tls-key go together"_s);
+    if (parser.isSet(certificateOption)) {
+        const QString keyPath = parser.value(keyOption);
+        const QList<QSslCertificate> chain
+                = QSslCertificate::fromPath(parser.value(certificateOption));
+        QFile keyFile(keyPath);
+        if (chain.isEmpty() || !keyFile.open(QIODevice::ReadOnly))
+            return fail(u"--tls-certificate, --tls-key: cannot read the certificate or the key"_s);
+        const QByteArray pem = keyFile.readAll();
+        QSslKey key(pem, QSsl::Ec);
+        if (key.isNull())
+            key = QSslKey(pem, QSsl::Rsa);
+        QSslConfiguration tls = QSslConfiguration::defaultConfiguration();
+        tls.setLocalCertificateChain(chain);
+        tls.setPrivateKey(key);
+        if (!server.setSslConfiguration(tls))
+            return fail(u"--tls-certificate: "_s + server.errorString());
     }
     // The load generator's publishers call as fast as they can: no request rate limit here.
     server.setRequestRate(1e9, 1'000'000'000);
