@@ -718,10 +718,15 @@ void LoadGenerator::continueTlsHandshake(Connection &c)
     case SSL_ERROR_WANT_WRITE:
         return setWantWrite(c, true);
     default:
+        // OpenSSL says why, or else the connection broke (errno 0: the server closed it).
         if (m_firstError.isEmpty()) {
-            char reason[256];
-            ERR_error_string_n(ERR_peek_error(), reason, sizeof reason);
-            m_firstError = u"TLS handshake: "_s + QString::fromLatin1(reason);
+            char reason[256] = {};
+            if (const unsigned long error = ERR_peek_error())
+                ERR_error_string_n(error, reason, sizeof reason);
+            else
+                std::strncpy(reason, errno ? strerror(errno) : "the server closed the connection",
+                             sizeof reason - 1);
+            m_firstError = u"TLS handshake: "_s + QString::fromLocal8Bit(reason);
         }
         ERR_clear_error();
         closeConnection(c, "the TLS handshake failed");
@@ -1365,13 +1370,14 @@ int LoadGenerator::run()
             int connecting = 0, upgrading = 0, listening = 0;
             for (const auto &c : m_connections) {
                 connecting += c->state == State::Connecting;
-                upgrading += c->state == State::Upgrading || c->state == State::EngineIoOpen
+                upgrading += c->state == State::TlsHandshake || c->state == State::Upgrading
+                             || c->state == State::EngineIoOpen
                              || c->state == State::SocketIoConnect;
                 listening += c->state == State::Listening;
             }
             die(ExitFailed,
                 u"listens not acknowledged in %1 s: %2 of %3 connections ready (%4 connecting, "
-                "%5 upgrading, %6 waiting for listen answers)"_s.arg(
+                "%5 in their TLS or WebSocket handshake, %6 waiting for listen answers)"_s.arg(
                         QString::number(ConnectTimeoutUs / 1'000'000), QString::number(m_ready),
                         QString::number(total), QString::number(connecting),
                         QString::number(upgrading), QString::number(listening)));

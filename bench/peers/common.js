@@ -1,16 +1,20 @@
 'use strict';
-// What the peer servers share, as README.md asks of every server: the options --host and --port,
-// the one line "listening on ws://HOST:PORT/" once they accept connections, and exit status 0
-// when stdin closes or on SIGTERM.
+// What the peer servers share, as README.md asks of every server: the options --host, --port,
+// --tls-certificate and --tls-key, the one line "listening on ws://HOST:PORT/" (wss:// with TLS)
+// once they accept connections, and exit status 0 when stdin closes or on SIGTERM.
 
+const fs = require('node:fs');
 const { parseArgs } = require('node:util');
 
-// Returns { host, port } from the command line; prints the usage and exits with status 2 on
+// Returns { host, port, tls } from the command line, tls being null or { cert, key } (the PEM
+// texts, as https.createServer() takes them); prints the usage and exits with status 2 on
 // anything else.
 function parseOptions(name) {
-    const usage = `usage: node ${name} [--host ADDRESS] [--port PORT]\n`
+    const usage = `usage: node ${name} [--host ADDRESS] [--port PORT]`
+        + ' [--tls-certificate FILE --tls-key FILE]\n'
         + '  --host ADDRESS  the address to listen on (127.0.0.1)\n'
         + '  --port PORT     the port to listen on (0: any free port)\n'
+        + '  --tls-certificate FILE, --tls-key FILE  serve wss:// with this PEM certificate and key\n'
         + 'Prints "listening on ws://HOST:PORT/" once listening; exits when stdin closes or on '
         + 'SIGTERM.\n';
     let values;
@@ -19,6 +23,8 @@ function parseOptions(name) {
             options: {
                 host: { type: 'string', default: '127.0.0.1' },
                 port: { type: 'string', default: '0' },
+                'tls-certificate': { type: 'string' },
+                'tls-key': { type: 'string' },
                 help: { type: 'boolean', short: 'h', default: false },
             },
         }));
@@ -35,15 +41,30 @@ function parseOptions(name) {
         process.stderr.write(`${name}: --port wants a number from 0 to 65535\n${usage}`);
         process.exit(2);
     }
-    return { host: values.host, port };
+    const certificate = values['tls-certificate'];
+    const key = values['tls-key'];
+    if ((certificate === undefined) !== (key === undefined)) {
+        process.stderr.write(`${name}: --tls-certificate and --tls-key go together\n${usage}`);
+        process.exit(2);
+    }
+    let tls = null;
+    if (certificate !== undefined) {
+        try {
+            tls = { cert: fs.readFileSync(certificate), key: fs.readFileSync(key) };
+        } catch (error) {
+            process.stderr.write(`${name}: ${error.message}\n`);
+            process.exit(2);
+        }
+    }
+    return { host: values.host, port, tls };
 }
 
 // Prints the line scripts wait for. `address` is what net.Server.address() returns: the port
-// actually bound, also when --port was 0. Writes to a pipe or a file are synchronous in Node.js
-// on Linux, so the line is out before anything else happens.
-function announce(address) {
+// actually bound, also when --port was 0; `secure` says wss://. Writes to a pipe or a file are
+// synchronous in Node.js on Linux, so the line is out before anything else happens.
+function announce(address, secure) {
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    process.stdout.write(`listening on ws://${host}:${address.port}/\n`);
+    process.stdout.write(`listening on ${secure ? 'wss' : 'ws'}://${host}:${address.port}/\n`);
 }
 
 // Exits with status 0 when stdin reaches its end (the script that started the server closed its

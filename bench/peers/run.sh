@@ -42,9 +42,9 @@
 #   --no-pin           let the scheduler place the processes
 #   --write-delay MS   qtnotif's servers let notifications wait up to MS ms to go out
 #                      together (Server::setWriteDelay()); 0 by default
-#   --tls              qtnotif's servers serve wss:// (TLS in the server's process, with an
-#                      EC P-256 certificate made for the run by openssl) and the generator
-#                      speaks TLS (OpenSSL); the other systems are skipped
+#   --tls              every server serves wss:// (TLS in its own process, with an EC P-256
+#                      certificate made for the run by openssl) and the generator speaks TLS
+#                      (OpenSSL)
 #   --out DIR          where logs, runs.jsonl and peers.png go (default: a new
 #                      /tmp/qtnotif-peers.*)
 #   --plot-to FILE     also copy the plot there (docs/images/performance-peers.png, say)
@@ -217,22 +217,17 @@ node_ready() {
 start_server() {
     local system=$1 command=()
     local qt_environment=()
-    local qt_options=()
+    local tls_options=()
     [ "$DISPATCHER" != unix ] || qt_environment=(env QT_NO_GLIB=1)
-    [ "$DISPATCHER" != epoll ] || qt_options=(--epoll)
-    local qtnotif_options=("${qt_options[@]}")
+    [ $TLS = 0 ] || tls_options=(--tls-certificate "$OUT/tls-certificate.pem"
+                                 --tls-key "$OUT/tls-key.pem")
+    local qtnotif_options=("${tls_options[@]}")
+    [ "$DISPATCHER" != epoll ] || qtnotif_options+=(--epoll)
     [ -z "$WRITE_DELAY" ] || qtnotif_options+=(--write-delay "$WRITE_DELAY")
-    if [ $TLS = 1 ]; then
-        qtnotif_options+=(--tls-certificate "$OUT/tls-certificate.pem" --tls-key "$OUT/tls-key.pem")
-        if [ "$system" != qtnotif ] && [ "$system" != qtnotif-prepare ]; then
-            SKIP_REASON="--tls runs qtnotif's servers only"
-            return 1
-        fi
-    fi
     case $system in
         qtnotif|qtnotif-prepare)
             command=("${qt_environment[@]}" "$SERVER" "${qtnotif_options[@]}") ;;
-        naive-qt) command=("${qt_environment[@]}" "$NAIVE") ;;
+        naive-qt) command=("${qt_environment[@]}" "$NAIVE" "${tls_options[@]}") ;;
         ws|socketio)
             if [ ! -f "$PEERS/$system/server.js" ]; then
                 SKIP_REASON="bench/peers/$system/server.js is missing"
@@ -242,11 +237,12 @@ start_server() {
                 SKIP_REASON="Node.js or the peers' packages are missing (bench/peers/install.sh)"
                 return 1
             fi
-            command=(node "$PEERS/$system/server.js")
+            command=(node "$PEERS/$system/server.js" "${tls_options[@]}")
             ;;
     esac
-    # Up to 100 000 idle connections: as many descriptors (root may raise the hard limit).
-    local files=$((IDLE_CONNECTIONS + 1000))
+    # Up to 100 000 idle connections, 2 004 in the other scenarios: as many descriptors (root
+    # may raise the hard limit).
+    local files=$(((IDLE_CONNECTIONS > 2004 ? IDLE_CONNECTIONS : 2004) + 1000))
     pin 1
     # Its stdin is the read end of a pipe whose only writer is this script: a FIFO opened
     # read-write first, so that neither open blocks.

@@ -20,6 +20,7 @@
 // listens and, with
 // --redis, once the backplane is online: scripts wait for that line.
 #include "benchclock.h"
+#include "benchtls.h"
 
 #include <QtNotif/backplane.h>
 #include <QtNotif/epolleventdispatcher.h>
@@ -29,10 +30,7 @@
 #include <QtCore/QCommandLineParser>
 #include <QtCore/QCoreApplication>
 #include <QtCore/QFuture>
-#include <QtCore/QFile>
 #include <QtCore/QJsonObject>
-#include <QtNetwork/QSslConfiguration>
-#include <QtNetwork/QSslKey>
 #include <QtCore/QMetaEnum>
 #include <QtCore/QTextStream>
 #include <QtCore/QTimer>
@@ -152,20 +150,11 @@ int main(int argc, char *argv[])
     if (parser.isSet(certificateOption) != parser.isSet(keyOption))
         return fail(u"--tls-certificate and --tls-key go together"_s);
     if (parser.isSet(certificateOption)) {
-        const QString keyPath = parser.value(keyOption);
-        const QList<QSslCertificate> chain
-                = QSslCertificate::fromPath(parser.value(certificateOption));
-        QFile keyFile(keyPath);
-        if (chain.isEmpty() || !keyFile.open(QIODevice::ReadOnly))
+        const std::optional<QSslConfiguration> tls = QtNotifBench::tlsConfiguration(
+                parser.value(certificateOption), parser.value(keyOption));
+        if (!tls)
             return fail(u"--tls-certificate, --tls-key: cannot read the certificate or the key"_s);
-        const QByteArray pem = keyFile.readAll();
-        QSslKey key(pem, QSsl::Ec);
-        if (key.isNull())
-            key = QSslKey(pem, QSsl::Rsa);
-        QSslConfiguration tls = QSslConfiguration::defaultConfiguration();
-        tls.setLocalCertificateChain(chain);
-        tls.setPrivateKey(key);
-        if (!server.setSslConfiguration(tls))
+        if (!server.setSslConfiguration(*tls))
             return fail(u"--tls-certificate: "_s + server.errorString());
     }
     // The load generator's publishers call as fast as they can: no request rate limit here.

@@ -1,14 +1,16 @@
 // qtnotif-bench-naive-qt: the fan-out server anyone would write with Qt in an afternoon, the
 // baseline qtnotif is compared with (system "naive-qt" of bench/peers/README.md).
-//   qtnotif-bench-naive-qt [--host 127.0.0.1] [--port 0]
+//   qtnotif-bench-naive-qt [--host 127.0.0.1] [--port 0] [--tls-certificate FILE --tls-key FILE]
 //
 // A QWebSocketServer; rooms in a QHash of key to the sockets listening to it; each publish parsed
 // with QJsonDocument, the notification text built once and sent with sendTextMessage() to every
 // listener. No heartbeats, no limits, no authentication. Wire format (client → server):
 //   {"op":"listen","key":K}              answered {"op":"listening","key":K}
 //   {"op":"publish","key":K,"data":D}    not answered; every listener of K gets {"key":K,"data":D}
-// It prints "listening on ws://HOST:PORT/" once it accepts connections and exits with status 0
-// when its stdin closes or on SIGTERM. Everything runs on the main thread.
+// It prints "listening on ws://HOST:PORT/" (wss:// with TLS) once it accepts connections and
+// exits with status 0 when its stdin closes or on SIGTERM. Everything runs on the main thread.
+#include "benchtls.h"
+
 #include <QtCore/QCommandLineParser>
 #include <QtCore/QCoreApplication>
 #include <QtCore/QHash>
@@ -17,6 +19,7 @@
 #include <QtCore/QList>
 #include <QtCore/QSocketNotifier>
 #include <QtCore/QTextStream>
+#include <QtNetwork/QSslSocket>
 #include <QtNetwork/QTcpServer>
 #include <QtNetwork/QTcpSocket>
 #include <QtWebSockets/QWebSocket>
@@ -93,6 +96,38 @@ struct Rooms
     }
 };
 
+// A QTcpServer whose sockets are QSslSockets, pending once encrypted, when given a TLS
+// configuration: the WebSocket server then reads and writes them as any QTcpSocket.
+class TcpServer : public QTcpServer
+{
+public:
+    explicit TcpServer(const std::optional<QSslConfiguration> &tls) : m_tls(tls) { }
+
+protected:
+    void incomingConnection(qintptr descriptor) override
+    {
+        if (!m_tls)
+            return QTcpServer::incomingConnection(descriptor);
+        auto *socket = new QSslSocket(this);
+        if (!socket->setSocketDescriptor(descriptor)) {
+            delete socket;
+            return;
+        }
+        socket->setSslConfiguration(*m_tls);
+        QObject::connect(socket, &QSslSocket::encrypted, this, [this, socket] {
+            QObject::disconnect(socket, nullptr, this, nullptr);
+            addPendingConnection(socket);
+            Q_EMIT newConnection();
+        });
+        QObject::connect(socket, &QAbstractSocket::errorOccurred, this,
+                         [socket] { socket->deleteLater(); });
+        socket->startServerEncryption();
+    }
+
+private:
+    std::optional<QSslConfiguration> m_tls;
+};
+
 } // namespace
 
 int main(int argc, char *argv[])
@@ -108,7 +143,12 @@ int main(int argc, char *argv[])
                                         u"address"_s, u"127.0.0.1"_s);
     const QCommandLineOption portOption(u"port"_s, u"Port to listen on; 0 for any free one (0)."_s,
                                         u"port"_s, u"0"_s);
-    parser.addOptions({ hostOption, portOption });
+    const QCommandLineOption certificateOption(
+            u"tls-certificate"_s, u"Serve wss:// with this PEM certificate (and --tls-key)."_s,
+            u"file"_s);
+    const QCommandLineOption keyOption(
+            u"tls-key"_s, u"The PEM private key (EC or RSA) of --tls-certificate."_s, u"file"_s);
+    parser.addOptions({ hostOption, portOption, certificateOption, keyOption });
     parser.process(app);
 
     QHostAddress address;
@@ -118,11 +158,20 @@ int main(int argc, char *argv[])
     const uint port = parser.value(portOption).toUInt(&portOk);
     if (!portOk || port > 65535)
         return fail(u"--port: not a port number: "_s + parser.value(portOption));
+    if (parser.isSet(certificateOption) != parser.isSet(keyOption))
+        return fail(u"--tls-certificate and --tls-key go together"_s);
+    std::optional<QSslConfiguration> tls;
+    if (parser.isSet(certificateOption)) {
+        tls = QtNotifBench::tlsConfiguration(parser.value(certificateOption),
+                                             parser.value(keyOption));
+        if (!tls)
+            return fail(u"--tls-certificate, --tls-key: cannot read the certificate or the key"_s);
+    }
 
     // Our own QTcpServer hands the sockets to the QWebSocketServer, so that each gets
     // TCP_NODELAY first (QWebSocket does not expose its socket): without it Nagle would delay
     // the small frames and this baseline would look slower than it is.
-    QTcpServer tcpServer;
+    TcpServer tcpServer(tls);
     // The load generator keeps up to ~500 handshakes outstanding; Qt's default backlog (50)
     // would drop SYNs and add retransmission seconds to the connect time.
     tcpServer.setListenBacklogSize(4096);
@@ -167,7 +216,8 @@ int main(int argc, char *argv[])
     });
 
     // Flushed by endl: scripts read it through a pipe.
-    QTextStream(stdout) << "listening on ws://" << tcpServer.serverAddress().toString() << ':'
-                        << tcpServer.serverPort() << '/' << Qt::endl;
+    QTextStream(stdout) << "listening on " << (tls ? "wss://" : "ws://")
+                        << tcpServer.serverAddress().toString() << ':' << tcpServer.serverPort()
+                        << '/' << Qt::endl;
     return app.exec();
 }

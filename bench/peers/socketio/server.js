@@ -4,16 +4,17 @@
 // io.to(key).emit(), which Socket.IO encodes once for the whole room. The wire contract
 // (events, options, the "listening on" line) is in ../README.md.
 //
-//   node bench/peers/socketio/server.js [--host 127.0.0.1] [--port 0]
+//   node bench/peers/socketio/server.js [--host 127.0.0.1] [--port 0] [--tls-certificate F --tls-key F]
 
 const http = require('node:http');
+const https = require('node:https');
 const { Server } = require('socket.io');
 const { parseOptions, announce, exitWhenAsked, failToStart } = require('../common');
 
 const name = 'socketio/server.js';
-const { host, port } = parseOptions(name);
+const { host, port, tls } = parseOptions(name);
 
-const httpServer = http.createServer();
+const httpServer = tls ? https.createServer(tls) : http.createServer();
 const io = new Server(httpServer, {
     // WebSocket from the first request, no HTTP long-polling: the load generator, like qtnotif's
     // clients, speaks only WebSocket (/socket.io/?EIO=4&transport=websocket).
@@ -49,6 +50,6 @@ io.on('connection', (socket) => {
 
 httpServer.on('error', (error) => failToStart(name, error));
 httpServer.listen(port, host, () => {
-    announce(httpServer.address());
+    announce(httpServer.address(), tls !== null);
     exitWhenAsked();
 });

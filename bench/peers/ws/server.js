@@ -4,21 +4,24 @@
 // notification is stringified once and sent to every listener. The wire contract (messages,
 // options, the "listening on" line) is in ../README.md.
 //
-//   node bench/peers/ws/server.js [--host 127.0.0.1] [--port 0]
+//   node bench/peers/ws/server.js [--host 127.0.0.1] [--port 0] [--tls-certificate F --tls-key F]
 
+const http = require('node:http');
+const https = require('node:https');
 const { WebSocketServer, WebSocket } = require('ws');
 const { parseOptions, announce, exitWhenAsked, failToStart } = require('../common');
 
 const name = 'ws/server.js';
-const { host, port } = parseOptions(name);
+const { host, port, tls } = parseOptions(name);
+// The HTTP server ws takes the upgrades from: an HTTPS one for wss://.
+const httpServer = tls ? https.createServer(tls) : http.createServer();
 
 // Every 30 s each socket that did not answer the previous ping is dropped, and the others are
 // pinged again: the heartbeat pattern of the ws documentation.
 const heartbeatIntervalMs = 30_000;
 
 const wss = new WebSocketServer({
-    host,
-    port,
+    server: httpServer,
     // 64 KiB, like qtnotif's default frame limit: a larger message is a bug or an attack here,
     // and ws closes the connection (1009) instead of buffering it. The ws default is 100 MiB.
     maxPayload: 64 * 1024,
@@ -104,8 +107,8 @@ const heartbeat = setInterval(() => {
 }, heartbeatIntervalMs);
 wss.on('close', () => clearInterval(heartbeat));
 
-wss.on('error', (error) => failToStart(name, error));
-wss.on('listening', () => {
-    announce(wss.address());
+httpServer.on('error', (error) => failToStart(name, error));
+httpServer.listen(port, host, () => {
+    announce(httpServer.address(), tls !== null);
     exitWhenAsked();
 });
