@@ -748,9 +748,11 @@ ssize_t LoadGenerator::receive(Connection &c, char *buffer, size_t size)
             continue;
         }
         const int error = SSL_get_error(c.ssl.get(), status);
-        if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE || got > 0)
-            break; // a close is seen again at the next read
-        ERR_clear_error();
+        if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE)
+            break;
+        ERR_clear_error(); // OpenSSL's next call must start with an empty error queue
+        if (got > 0)
+            break; // what came first is parsed; the next read sees the close again
         if (error == SSL_ERROR_ZERO_RETURN)
             return 0;
         errno = ECONNRESET;
