@@ -36,6 +36,13 @@ def dispatcher_of(system):
     return suffix if "/" in system and suffix in DISPATCHERS else ""
 
 
+def over_tls(path):
+    """Whether the environment line of the run says --tls."""
+    with open(path) as lines:
+        return any(json.loads(line).get("tls") is True for line in lines
+                   if line.startswith('{"bench":"environment"'))
+
+
 def load(path):
     runs, skipped = {}, {}
     with open(path) as lines:
@@ -157,7 +164,7 @@ def threads_table(runs):
                       "|---|---|---|---|---|---|---|---|---|"] + out)
 
 
-def plot(runs, path):
+def plot(runs, path, tls):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -206,8 +213,8 @@ def plot(runs, path):
 
     for axis in (left, right):
         plt.setp(axis.get_xticklabels(), ha="right", rotation_mode="anchor")
-    fig.suptitle("qtnotif and its peers: 2 000 subscribers, 20 keys, ~100-byte notifications",
-                 fontsize=10)
+    fig.suptitle("qtnotif and its peers: 2 000 subscribers, 20 keys, ~100-byte notifications"
+                 + (", over wss:// (TLS in each server's process)" if tls else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"plot: {path}", file=sys.stderr)
@@ -226,7 +233,7 @@ def main():
               "thread's share of a core)\n")
         print(threads)
     if args.plot and runs:
-        plot(runs, args.plot)
+        plot(runs, args.plot, over_tls(args.runs))
 
 
 if __name__ == "__main__":
