@@ -1362,7 +1362,9 @@ int LoadGenerator::run()
         const qint64 closed = m_failedConnections;
         if (m_ready == 0 && m_connectFailures >= std::min(total, 10))
             die(ExitFailed,
-                u"cannot connect to ws://%1:%2: "_s.arg(m_s.host).arg(m_s.port) + m_firstError);
+                u"cannot connect to %1://%2:%3: "_s.arg(m_s.tls ? u"wss"_s : u"ws"_s, m_s.host)
+                                .arg(m_s.port)
+                        + m_firstError);
         if (closed > 0 && m_ready + closed >= total && m_opened == total) {
             die(ExitFailed,
                 u"%1 of %2 connections failed: "_s.arg(closed).arg(total) + m_firstError);
