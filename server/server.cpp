@@ -558,24 +558,24 @@ void ServerPrivate::flushOutboxes()
     // Those listed now; an outbox filled meanwhile waits for its own flush. Popped rather than
     // swapped for a new deque, which would allocate at every turn. (A slot that closes the
     // server from a flush empties the list itself.)
-    for (std::size_t listed = outboxes.size(); listed > 0 && !outboxes.empty(); --listed) {
-        const ConnectionId id = outboxes.front().id;
-        outboxes.pop_front();
-        if (Connection *c = connection(id))
-            flushOutbox(*c);
-    }
+    for (std::size_t listed = outboxes.size(); listed > 0 && !outboxes.empty(); --listed)
+        flushFirstListed();
     handBatches();
+}
+
+void ServerPrivate::flushFirstListed()
+{
+    const ConnectionId id = outboxes.front().id;
+    outboxes.pop_front();
+    if (Connection *c = connection(id))
+        flushOutbox(*c);
 }
 
 void ServerPrivate::flushDue()
 {
     const auto now = std::chrono::steady_clock::now();
-    while (!outboxes.empty() && outboxes.front().due <= now) {
-        const ConnectionId id = outboxes.front().id;
-        outboxes.pop_front();
-        if (Connection *c = connection(id))
-            flushOutbox(*c);
-    }
+    while (!outboxes.empty() && outboxes.front().due <= now)
+        flushFirstListed();
     handBatches();
     armWriteDelay();
 }

@@ -116,6 +116,9 @@ public:
     void flushOutbox(Connection &connection);
     // Flushes every outbox filled since the last flush, and hands each worker its batch.
     void flushOutboxes();
+    // Takes the first entry off the list of outboxes and flushes it (a connection gone since
+    // is skipped).
+    void flushFirstListed();
     // The end of an event-loop turn in which frames were queued: flushOutboxes(), or with a
     // write delay only the outboxes holding a frame of the client's own (a reply, an error) and
     // the workers' batches; the notifications then wait for the delay.
