@@ -359,6 +359,7 @@ private:
     void closeConnection(Connection &c, const char *why);
     void closeSocket(Connection &c);
     void setWantWrite(Connection &c, bool wantWrite);
+    void startUpgrade(Connection &c);
     void continueTlsHandshake(Connection &c);
     ssize_t receive(Connection &c, char *buffer, size_t size);
     ssize_t transmit(Connection &c, const char *data, size_t size);
@@ -690,10 +691,7 @@ void LoadGenerator::onEvent(Connection &c, uint32_t events)
             c.state = State::TlsHandshake;
             return continueTlsHandshake(c);
         }
-        c.state = State::Upgrading;
-        sendUpgrade(c);
-        flush(c);
-        return;
+        return startUpgrade(c);
     }
     if (events & EPOLLIN)
         onReadable(c);
@@ -703,15 +701,18 @@ void LoadGenerator::onEvent(Connection &c, uint32_t events)
         flush(c);
 }
 
+void LoadGenerator::startUpgrade(Connection &c)
+{
+    c.state = State::Upgrading;
+    sendUpgrade(c);
+    flush(c);
+}
+
 void LoadGenerator::continueTlsHandshake(Connection &c)
 {
     const int status = SSL_do_handshake(c.ssl.get());
-    if (status == 1) {
-        c.state = State::Upgrading;
-        sendUpgrade(c);
-        flush(c);
-        return;
-    }
+    if (status == 1)
+        return startUpgrade(c);
     switch (SSL_get_error(c.ssl.get(), status)) {
     case SSL_ERROR_WANT_READ:
         return setWantWrite(c, false);

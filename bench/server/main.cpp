@@ -17,8 +17,7 @@
 //                                             node through Redis; at once without a backplane)
 //   call "stats"                              replies the server's counters (see statsOf())
 // It prints "qtnotif bench server listening on ws://..." (wss:// with TLS) on stdout once it
-// listens and, with
-// --redis, once the backplane is online: scripts wait for that line.
+// listens and, with --redis, once the backplane is online: scripts wait for that line.
 #include "benchclock.h"
 #include "benchtls.h"
 
@@ -115,13 +114,9 @@ int main(int argc, char *argv[])
             u"Let notifications wait this long to go out together (Server::setWriteDelay()); "
             u"0, the default, writes at the end of each event-loop turn."_s,
             u"ms"_s);
-    const QCommandLineOption certificateOption(
-            u"tls-certificate"_s, u"Serve wss:// with this PEM certificate (and --tls-key)."_s,
-            u"file"_s);
-    const QCommandLineOption keyOption(
-            u"tls-key"_s, u"The PEM private key (EC or RSA) of --tls-certificate."_s, u"file"_s);
+    const QtNotifBench::TlsOptions tlsOptions;
     parser.addOptions({ hostOption, portOption, redisOption, workersOption, epollOption,
-                        writeDelayOption, certificateOption, keyOption });
+                        writeDelayOption, tlsOptions.certificate, tlsOptions.key });
     parser.process(app);
 
     QHostAddress address;
@@ -147,16 +142,11 @@ int main(int argc, char *argv[])
                         + parser.value(writeDelayOption));
         server.setWriteDelay(std::chrono::milliseconds(delay));
     }
-    if (parser.isSet(certificateOption) != parser.isSet(keyOption))
-        return fail(u"--tls-certificate and --tls-key go together"_s);
-    if (parser.isSet(certificateOption)) {
-        const std::optional<QSslConfiguration> tls = QtNotifBench::tlsConfiguration(
-                parser.value(certificateOption), parser.value(keyOption));
-        if (!tls)
-            return fail(u"--tls-certificate, --tls-key: cannot read the certificate or the key"_s);
-        if (!server.setSslConfiguration(*tls))
-            return fail(u"--tls-certificate: "_s + server.errorString());
-    }
+    std::optional<QSslConfiguration> tls;
+    if (QString error; !tlsOptions.read(parser, tls, error))
+        return fail(error);
+    if (tls && !server.setSslConfiguration(*tls))
+        return fail(u"--tls-certificate: "_s + server.errorString());
     // The load generator's publishers call as fast as they can: no request rate limit here.
     server.setRequestRate(1e9, 1'000'000'000);
     auto *bench = new QtNotif::SimpleNotifier<QString, QJsonObject>(&server, u"bench"_s);

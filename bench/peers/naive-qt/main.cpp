@@ -143,12 +143,8 @@ int main(int argc, char *argv[])
                                         u"address"_s, u"127.0.0.1"_s);
     const QCommandLineOption portOption(u"port"_s, u"Port to listen on; 0 for any free one (0)."_s,
                                         u"port"_s, u"0"_s);
-    const QCommandLineOption certificateOption(
-            u"tls-certificate"_s, u"Serve wss:// with this PEM certificate (and --tls-key)."_s,
-            u"file"_s);
-    const QCommandLineOption keyOption(
-            u"tls-key"_s, u"The PEM private key (EC or RSA) of --tls-certificate."_s, u"file"_s);
-    parser.addOptions({ hostOption, portOption, certificateOption, keyOption });
+    const QtNotifBench::TlsOptions tlsOptions;
+    parser.addOptions({ hostOption, portOption, tlsOptions.certificate, tlsOptions.key });
     parser.process(app);
 
     QHostAddress address;
@@ -158,15 +154,9 @@ int main(int argc, char *argv[])
     const uint port = parser.value(portOption).toUInt(&portOk);
     if (!portOk || port > 65535)
         return fail(u"--port: not a port number: "_s + parser.value(portOption));
-    if (parser.isSet(certificateOption) != parser.isSet(keyOption))
-        return fail(u"--tls-certificate and --tls-key go together"_s);
     std::optional<QSslConfiguration> tls;
-    if (parser.isSet(certificateOption)) {
-        tls = QtNotifBench::tlsConfiguration(parser.value(certificateOption),
-                                             parser.value(keyOption));
-        if (!tls)
-            return fail(u"--tls-certificate, --tls-key: cannot read the certificate or the key"_s);
-    }
+    if (QString error; !tlsOptions.read(parser, tls, error))
+        return fail(error);
 
     // Our own QTcpServer hands the sockets to the QWebSocketServer, so that each gets
     // TCP_NODELAY first (QWebSocket does not expose its socket): without it Nagle would delay
