@@ -1,13 +1,12 @@
 #include "acceptor_p.h"
 
 #include "logging_p.h"
+#include "tlssocket_p.h"
 #include "upgrade_p.h"
-#include "writethroughsocket_p.h"
 
 #include <QtNotif/protocol.h>
 
 #include <QtCore/QTimer>
-#include <QtNetwork/QSslSocket>
 
 #include <cerrno>
 #include <sys/resource.h>
@@ -24,15 +23,15 @@ const char RequestTooLarge[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n
 
 // A failed TLS handshake ends that TCP connection alone, before any WebSocket frame (so
 // without close code).
-void logTlsFailure(QSslSocket *socket, QAbstractSocket::SocketError error)
+void logTlsFailure(const QTcpSocket *socket, const QString &reason, bool clientLeft)
 {
     const QHostAddress peer = socket->peerAddress();
     if (peer.isNull()) // aborted at the handshake timeout, which is not logged either
         return;
-    if (error == QAbstractSocket::RemoteHostClosedError)
+    if (clientLeft)
         qCInfo(lcServer) << peer << "left in the TLS handshake: does it trust the certificate?";
     else
-        qCInfo(lcServer) << "TLS handshake with" << peer << "failed:" << socket->errorString();
+        qCInfo(lcServer) << "TLS handshake with" << peer << "failed:" << reason;
 }
 
 // Each connection is a file descriptor, and a process may open 1024 by default (the soft
@@ -75,15 +74,14 @@ void Acceptor::setIncoming(Incoming incoming)
 
 void Acceptor::adopt(qintptr descriptor)
 {
-    if (m_sslConfiguration.isNull()) {
+    if (!m_tls) {
         auto *socket = new WriteThroughSocket(m_tcpServer.get());
         socket->setSocketDescriptor(descriptor);
         take(socket);
         return;
     }
     // The TLS handshake within the handshake timeout, then the upgrade request.
-    auto *socket = new QSslSocket(m_tcpServer.get());
-    socket->setSslConfiguration(m_sslConfiguration);
+    auto *socket = new TlsSocket(m_tls, m_tcpServer.get());
     if (!socket->setSocketDescriptor(descriptor)) {
         delete socket;
         return;
@@ -95,12 +93,13 @@ void Acceptor::adopt(qintptr descriptor)
         socket->deleteLater();
     });
     timer->start(m_handshakeTimeout);
-    QObject::connect(socket, &QSslSocket::errorOccurred, timer,
-                     [socket](QAbstractSocket::SocketError error) {
-                         logTlsFailure(socket, error);
+    QObject::connect(socket, &TlsSocket::handshakeFailed, timer,
+                     [socket](const QString &reason, bool clientLeft) {
+                         logTlsFailure(socket, reason, clientLeft);
+                         socket->abort();
                          socket->deleteLater();
                      });
-    QObject::connect(socket, &QSslSocket::encrypted, timer, [this, socket, timer] {
+    QObject::connect(socket, &TlsSocket::encrypted, timer, [this, socket, timer] {
         QObject::disconnect(socket, nullptr, timer, nullptr);
         timer->deleteLater();
         take(socket);
@@ -160,7 +159,7 @@ QUrl Acceptor::url() const
     if (!isListening())
         return {};
     QUrl url;
-    url.setScheme(m_sslConfiguration.isNull() ? QStringLiteral("ws") : QStringLiteral("wss"));
+    url.setScheme(m_tls ? QStringLiteral("wss") : QStringLiteral("ws"));
     url.setHost(m_tcpServer->serverAddress().toString());
     url.setPort(port());
     return url;
@@ -171,9 +170,9 @@ QString Acceptor::errorString() const
     return m_errorString;
 }
 
-void Acceptor::setSslConfiguration(const QSslConfiguration &configuration)
+void Acceptor::setTlsContext(std::shared_ptr<TlsContext> context)
 {
-    m_sslConfiguration = configuration;
+    m_tls = std::move(context);
 }
 
 void Acceptor::setHandshakeTimeout(std::chrono::milliseconds timeout)
@@ -263,7 +262,8 @@ void Acceptor::take(QTcpSocket *socket)
     QObject::connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
     QObject::connect(socket, &QObject::destroyed, m_tcpServer.get(),
                      [this, socket] { m_pending.remove(socket); });
-    if (socket->bytesAvailable() > 0)
+    // The request may have come with the end of the TLS handshake, read by then.
+    if (socket->bytesAvailable() > 0 || m_tls)
         readRequest(socket);
 }
 
@@ -273,7 +273,12 @@ void Acceptor::readRequest(QTcpSocket *socket)
     if (it == m_pending.end())
         return;
     Pending &pending = *it;
-    pending.bytes += socket->readAll();
+    if (!readReceived(socket, pending.bytes)) {
+        qCInfo(lcServer) << "dropped" << socket->peerAddress() << ":" << socket->errorString();
+        m_pending.erase(it);
+        socket->abort(); // and deleted once disconnected
+        return;
+    }
     const qsizetype end = pending.bytes.indexOf(EndOfRequest, pending.scanned);
     const qsizetype requestSize = end < 0 ? pending.bytes.size() : end + EndOfRequest.size();
     if (end >= 0 && requestSize <= MaxRequestSize) {
@@ -294,13 +299,25 @@ void Acceptor::readRequest(QTcpSocket *socket)
     pending.scanned = std::max<qsizetype>(0, pending.bytes.size() - EndOfRequest.size() + 1);
 }
 
+bool Acceptor::readReceived(QTcpSocket *socket, QByteArray &bytes)
+{
+    auto *tls = qobject_cast<TlsSocket *>(socket);
+    if (!tls) {
+        bytes += socket->readAll();
+        return true;
+    }
+    if (!tls->decrypt())
+        return false;
+    bytes += tls->plaintext().readAll();
+    return true;
+}
+
 void Acceptor::answer(QTcpSocket *socket, QByteArray bytes, qsizetype requestSize)
 {
     QObject::disconnect(socket, &QTcpSocket::readyRead, nullptr, nullptr);
     QObject::disconnect(socket, &QObject::destroyed, m_tcpServer.get(), nullptr);
     const Upgrade upgrade = Upgrade::read(
-            QByteArrayView(bytes).first(requestSize), !m_sslConfiguration.isNull(),
-            socket->peerAddress(),
+            QByteArrayView(bytes).first(requestSize), m_tls != nullptr, socket->peerAddress(),
             QByteArrayView(Protocol::Subprotocol.data(), Protocol::Subprotocol.size()));
     if (upgrade.status != 101) {
         qCInfo(lcServer) << "refused" << socket->peerAddress() << "with HTTP" << upgrade.status
@@ -313,8 +330,12 @@ void Acceptor::answer(QTcpSocket *socket, QByteArray bytes, qsizetype requestSiz
     QObject::disconnect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
     socket->setParent(nullptr);
     // What followed the request goes back in, for the connection's link to read.
-    for (qsizetype i = bytes.size() - 1; i >= requestSize; --i)
-        socket->ungetChar(bytes.at(i));
+    if (auto *tls = qobject_cast<TlsSocket *>(socket)) {
+        tls->plaintext().append(bytes.constData() + requestSize, bytes.size() - requestSize);
+    } else {
+        for (qsizetype i = bytes.size() - 1; i >= requestSize; --i)
+            socket->ungetChar(bytes.at(i));
+    }
     socket->write(upgrade.response);
     m_upgraded(socket, upgrade);
 }

@@ -6,7 +6,6 @@
 #include <QtCore/QTimer>
 #include <QtCore/QUrl>
 #include <QtNetwork/QHostAddress>
-#include <QtNetwork/QSslConfiguration>
 #include <QtNetwork/QTcpServer>
 #include <QtNetwork/QTcpSocket>
 
@@ -16,6 +15,8 @@
 
 namespace QtNotif {
 
+class TlsContext;
+class TlsSocket;
 struct Upgrade;
 
 // Accepts TCP (or TLS) connections, reads their WebSocket upgrade requests (Upgrade) and
@@ -64,10 +65,10 @@ public:
     QUrl url() const; // ws:// or wss://, empty when not listening
     QString errorString() const;
 
-    // A null configuration serves ws://. Switching between ws:// and wss:// makes a new
-    // listening socket, so the caller does it only while not listening; a new certificate
-    // for wss:// applies to the next connections.
-    void setSslConfiguration(const QSslConfiguration &configuration);
+    // Null serves ws://. Switching between ws:// and wss:// makes a new listening socket, so
+    // the caller does it only while not listening; a new context for wss:// (a new
+    // certificate) applies to the next connections.
+    void setTlsContext(std::shared_ptr<TlsContext> context);
     // How long a TCP connection may take to send its upgrade request once accepted (and,
     // with wss://, to finish its TLS handshake before that, as long again).
     void setHandshakeTimeout(std::chrono::milliseconds timeout);
@@ -93,11 +94,14 @@ private:
     // Starts reading the upgrade request of an accepted connection.
     void take(QTcpSocket *socket);
     void readRequest(QTcpSocket *socket);
+    // What socket has received of its request, decrypted where it is TLS; false when the
+    // TLS layer failed.
+    static bool readReceived(QTcpSocket *socket, QByteArray &bytes);
     void answer(QTcpSocket *socket, QByteArray bytes, qsizetype requestSize);
 
     Upgraded m_upgraded;
     Incoming m_incoming;
-    QSslConfiguration m_sslConfiguration;
+    std::shared_ptr<TlsContext> m_tls;
     std::chrono::milliseconds m_handshakeTimeout{ 10000 };
     QString m_errorString;
     // Listens; the acceptor takes its connections itself (see acceptConnections()). The

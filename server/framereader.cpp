@@ -1,5 +1,7 @@
 #include "framereader_p.h"
 
+#include "bytequeue_p.h"
+
 #include <QtCore/QByteArrayView>
 #include <QtCore/QIODevice>
 #include <QtCore/QtEndian>
@@ -44,6 +46,18 @@ void unmask(QByteArray &payload, const uchar *key)
 } // namespace
 
 FrameReader::Result FrameReader::read(QIODevice &device, Message &message)
+{
+    return readFrom(device, message);
+}
+
+FrameReader::Result FrameReader::read(ByteQueue &bytes, Message &message)
+{
+    return readFrom(bytes, message);
+}
+
+// Source reads as a QIODevice does: peek(), bytesAvailable(), skip(), read().
+template<typename Source>
+FrameReader::Result FrameReader::readFrom(Source &device, Message &message)
 {
     if (m_failureCode != 0)
         return Result::Failed;

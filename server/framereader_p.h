@@ -9,6 +9,8 @@ QT_END_NAMESPACE
 
 namespace QtNotif {
 
+class ByteQueue;
+
 // Reads what a client sends over a WebSocket connection, as its server (RFC 6455, section 5):
 // whole messages and control frames, from whatever part of them the network has delivered.
 // It takes the bytes of a frame from the device only once the whole frame is there, so an
@@ -46,6 +48,8 @@ public:
     // Consumes the next message or control frame from device, if all of it has come, and any
     // fragments before it.
     Result read(QIODevice &device, Message &message);
+    // The same from the plaintext of a TLS connection.
+    Result read(ByteQueue &bytes, Message &message);
 
     // After Failed: the code to close the connection with, and the reason.
     quint16 failureCode() const { return m_failureCode; }
@@ -59,6 +63,8 @@ public:
     qint64 maxMessageSize() const { return m_maxMessageSize; }
 
 private:
+    template<typename Source>
+    Result readFrom(Source &source, Message &message);
     Result fail(quint16 code, const char *reason);
 
     QByteArray m_fragments; // the payload so far of a message in fragments

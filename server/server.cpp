@@ -1,6 +1,7 @@
 #include "server_p.h"
 
 #include "logging_p.h"
+#include "tlssocket_p.h"
 #include "upgrade_p.h"
 
 #include <QtNotif/backplane.h>
@@ -10,8 +11,6 @@
 #include <QtCore/QJsonArray>
 #include <QtCore/QJsonObject>
 #include <QtCore/QScopeGuard>
-#include <QtNetwork/QSslKey>
-#include <QtNetwork/QSslSocket>
 
 #include <algorithm>
 
@@ -292,7 +291,7 @@ void ServerPrivate::stopWorkers()
 
 Worker::Settings ServerPrivate::workerSettings() const
 {
-    return { sslConfiguration, acceptor.handshakeTimeout(), maxFrameSize, maxSendQueue };
+    return { tls, acceptor.handshakeTimeout(), maxFrameSize, maxSendQueue };
 }
 
 void ServerPrivate::updateWorkers()
@@ -968,20 +967,19 @@ bool Server::setSslConfiguration(const QSslConfiguration &configuration)
     const bool secure = !configuration.isNull();
     const bool switching = secure == d->sslConfiguration.isNull();
     QString error;
-    if (secure && !QSslSocket::supportsSsl())
-        error = QStringLiteral("Qt has no TLS backend here (%1)").arg(QSslSocket::activeBackend());
-    else if (secure
-             && (configuration.localCertificate().isNull() || configuration.privateKey().isNull()))
-        error = QStringLiteral("the TLS configuration needs a certificate and its private key");
-    else if (switching && isListening())
+    std::shared_ptr<TlsContext> tls;
+    if (switching && isListening())
         error = QStringLiteral("close() the server before switching between ws:// and wss://");
+    else if (secure)
+        tls = TlsContext::make(configuration, &error);
     if (!error.isEmpty()) {
         d->errorString = error;
         qCWarning(lcServer) << "ignored a TLS configuration:" << error;
         return false;
     }
     d->sslConfiguration = configuration;
-    d->acceptor.setSslConfiguration(configuration);
+    d->tls = tls;
+    d->acceptor.setTlsContext(std::move(tls));
     d->updateWorkers();
     return true;
 }

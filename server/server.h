@@ -76,15 +76,22 @@ public:
     int workerThreads() const;
 
     // Serves wss:// with the certificate (localCertificate(), or localCertificateChain() with
-    // the intermediates) and privateKey() of configuration; Qt's defaults stand for the rest
-    // (TLS 1.2 and later). peerVerifyMode() VerifyPeer with caCertificates() also asks clients
-    // for a certificate from those CAs. A null configuration (QSslConfiguration()), the
-    // default, serves ws://.
+    // the intermediates) and privateKey() of configuration. The server does TLS with OpenSSL
+    // itself, not with QSslSocket (a quarter of the memory per connection, docs/performance.md),
+    // and takes of the configuration: protocol(), TLS 1.2 and 1.3 only (TLS 1.2 and later by
+    // default); ciphers() and ellipticCurves() where they differ from Qt's defaults;
+    // peerVerifyMode() VerifyPeer with caCertificates(), which asks clients for a certificate
+    // from those CAs and requires it, or QueryPeer, which asks for any and requires none (the
+    // other modes ask for none); and QSsl::SslOptionDisableSessionTickets and
+    // SslOptionDisableServerCipherPreference. Everything else is OpenSSL's defaults with the
+    // system's configuration (/etc/ssl/openssl.cnf). A null configuration
+    // (QSslConfiguration()), the default, serves ws://.
     // Best called before listen(). While listening, a new certificate applies to the
     // connections that come next (a renewal needs no restart); switching between ws:// and
     // wss:// needs close() first. Returns false, keeping the previous configuration, when
-    // Qt has no TLS backend, a certificate or its key is missing, or the switch is attempted
-    // while listening (see errorString()).
+    // a certificate or its key is missing or unusable, the key is not the certificate's, the
+    // protocol is not TLS 1.2 or 1.3, OpenSSL refuses the ciphers or curves, or the switch is
+    // attempted while listening (see errorString()).
     bool setSslConfiguration(const QSslConfiguration &configuration);
     QSslConfiguration sslConfiguration() const;
 

@@ -205,6 +205,7 @@ public:
         accept(socket, upgrade);
     } };
     QSslConfiguration sslConfiguration; // null: ws://
+    std::shared_ptr<TlsContext> tls;    // made of sslConfiguration
     QStringList allowedOrigins;
     Registry registry;
     Cluster cluster{ this };

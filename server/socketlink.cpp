@@ -1,9 +1,9 @@
 #include "socketlink_p.h"
 
-#include "writethroughsocket_p.h"
+#include "logging_p.h"
+#include "tlssocket_p.h"
 
 #include <QtCore/QTimer>
-#include <QtNetwork/QSslSocket>
 
 #ifdef Q_OS_LINUX
 #include <sys/socket.h>
@@ -17,8 +17,9 @@ SocketLink::SocketLink(QTcpSocket *socket) : m_socket(socket)
 {
     if (!socket)
         return;
+    m_tls = qobject_cast<TlsSocket *>(socket);
 #ifdef Q_OS_LINUX
-    if (!qobject_cast<QSslSocket *>(socket))
+    if (!m_tls)
         m_descriptor = socket->socketDescriptor();
 #endif
     m_writeThrough = dynamic_cast<WriteThroughSocket *>(socket) != nullptr;
@@ -38,6 +39,7 @@ SocketLink::~SocketLink()
 QTcpSocket *SocketLink::release()
 {
     QTcpSocket *socket = std::exchange(m_socket, nullptr);
+    m_tls = nullptr;
     m_descriptor = -1;
     if (socket)
         QObject::disconnect(socket, nullptr, socket, nullptr); // the link's connections
@@ -78,9 +80,19 @@ void SocketLink::onReadyRead()
         }
         return false;
     };
+    if (m_tls && !m_tls->decrypt()) {
+        // The client's bytes are not TLS records of this connection: nothing more can be
+        // read from it, nor a close frame sent.
+        qCInfo(lcServer) << m_socket->peerAddress() << "broke TLS:" << m_tls->errorString();
+        m_receiver->linkEnded(m_tag, 0, QString());
+        if (!done())
+            m_alive = outer;
+        return;
+    }
     FrameReader::Message message;
     while (m_socket) {
-        const FrameReader::Result result = m_reader.read(*m_socket, message);
+        const FrameReader::Result result = m_tls ? m_reader.read(m_tls->plaintext(), message)
+                                                 : m_reader.read(*m_socket, message);
         if (result == FrameReader::Result::NeedMore)
             break;
         if (result == FrameReader::Result::Failed) {
@@ -134,6 +146,7 @@ void SocketLink::close(QObject *owner, quint16 closeCode, const QString &reason)
         return;
     const WireFrame frame = WireFrame::close(closeCode, reason);
     writeFrames(&frame, 1);
+    TlsSocket *tls = m_tls;
     QTcpSocket *socket = release();
     socket->setParent(owner);
     if (socket->state() != QAbstractSocket::ConnectedState) {
@@ -158,21 +171,26 @@ void SocketLink::close(QObject *owner, quint16 closeCode, const QString &reason)
     // Reads what the client still sends up to its close frame, then disconnects: closing with
     // frames of the client still coming would reset the connection, and the client could lose
     // the close frame in the reset.
-    QObject::connect(socket, &QIODevice::readyRead, socket,
-                     [socket, reader = FrameReader()]() mutable {
-                         FrameReader::Message message;
-                         for (;;) {
-                             const FrameReader::Result result = reader.read(*socket, message);
-                             if (result == FrameReader::Result::NeedMore)
-                                 return;
-                             if (result == FrameReader::Result::Failed
-                                 || message.kind == FrameReader::Kind::Close) {
-                                 socket->disconnectFromHost();
-                                 return;
-                             }
-                         }
-                     });
-    if (socket->bytesAvailable() > 0) {
+    QObject::connect(
+            socket, &QIODevice::readyRead, socket, [socket, tls, reader = FrameReader()]() mutable {
+                if (tls && !tls->decrypt()) {
+                    socket->abort();
+                    return;
+                }
+                FrameReader::Message message;
+                for (;;) {
+                    const FrameReader::Result result = tls ? reader.read(tls->plaintext(), message)
+                                                           : reader.read(*socket, message);
+                    if (result == FrameReader::Result::NeedMore)
+                        return;
+                    if (result == FrameReader::Result::Failed
+                        || message.kind == FrameReader::Kind::Close) {
+                        socket->disconnectFromHost();
+                        return;
+                    }
+                }
+            });
+    if (socket->bytesAvailable() > 0 || (tls && !tls->plaintext().isEmpty())) {
         QMetaObject::invokeMethod(
                 socket, [socket] { Q_EMIT socket->readyRead(); }, Qt::QueuedConnection);
     }
@@ -219,6 +237,18 @@ void SocketLink::writeFrames(const WireFrame *frames, std::size_t count)
         }
     }
 #endif
+    if (m_tls && count > 1) {
+        // The frames in one TLS record where they fit, encrypted and sent together: a record
+        // and a system call for each would cost more than the copy.
+        thread_local QByteArray batch;
+        batch.resize(0);
+        for (std::size_t i = 0; i < count; ++i)
+            batch.append(frames[i].bytes());
+        m_tls->write(batch);
+        if (batch.capacity() > MaxKeptBatch)
+            batch = QByteArray();
+        return;
+    }
     for (; next < count; ++next, offset = 0) {
         const QByteArray &frame = frames[next].bytes();
         tcpSocket->write(frame.constData() + offset, frame.size() - offset);

@@ -7,9 +7,12 @@
 
 namespace QtNotif {
 
+class TlsSocket;
+
 // The WebSocket connection of one upgraded client, over its TCP (or TLS) socket: it reads the
 // client's frames (FrameReader), answers its pings, writes what the server sends, and closes
-// the connection with the close handshake (RFC 6455, 7). Lives in the thread of its socket, the
+// the connection with the close handshake (RFC 6455, 7). Over TLS, it reads and writes the
+// plaintext of its TlsSocket. Lives in the thread of its socket, the
 // server's or a worker's (see Worker), and is used there only.
 //
 // It is the server's own WebSocket layer rather than QWebSocket, which costs a connection
@@ -39,6 +42,9 @@ public:
     // How long a closing connection may take to finish its close handshake before it is
     // aborted.
     static constexpr int CloseTimeoutMs = 5000;
+    // The largest buffer a thread keeps to gather the frames it writes at once to a TLS
+    // connection; a larger one is freed after the write.
+    static constexpr qsizetype MaxKeptBatch = 64 * 1024;
 
     // Takes socket, upgraded, which the link now owns (null where there is none: the fuzzer's
     // connections). It reads nothing before start().
@@ -82,6 +88,7 @@ private:
     void onDisconnected();
 
     QTcpSocket *m_socket = nullptr;
+    TlsSocket *m_tls = nullptr; // m_socket where it is TLS
     Receiver *m_receiver = nullptr;
     quint64 m_tag = 0;
     FrameReader m_reader;

@@ -24,7 +24,7 @@ Worker::Worker(ServerPrivate *server, int id, const Settings &settings)
       m_acceptor(
               [this](QTcpSocket *socket, const Upgrade &upgrade) { onUpgraded(socket, upgrade); })
 {
-    m_acceptor.setSslConfiguration(settings.sslConfiguration);
+    m_acceptor.setTlsContext(settings.tls);
     m_acceptor.setHandshakeTimeout(settings.handshakeTimeout);
 }
 
@@ -43,7 +43,7 @@ void Worker::setSettings(const Settings &settings)
             entry.link->setMaxFrameSize(settings.maxFrameSize);
     }
     m_settings = settings;
-    m_acceptor.setSslConfiguration(settings.sslConfiguration);
+    m_acceptor.setTlsContext(settings.tls);
     m_acceptor.setHandshakeTimeout(settings.handshakeTimeout);
 }
 

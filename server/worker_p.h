@@ -56,7 +56,7 @@ class Worker : public QObject, public SocketLink::Receiver
 public:
     struct Settings
     {
-        QSslConfiguration sslConfiguration;
+        std::shared_ptr<TlsContext> tls; // null: ws://
         std::chrono::milliseconds handshakeTimeout{ 10000 };
         qint64 maxFrameSize = 0;
         qint64 maxSendQueue = 0;

@@ -15,9 +15,13 @@
 #include <QtCore/QProcess>
 #include <QtCore/QStandardPaths>
 #include <QtCore/QTemporaryDir>
+#include <QtCore/QtEndian>
 #include <QtNetwork/QSslCertificate>
+#include <QtNetwork/QSslCipher>
+#include <QtNetwork/QSslEllipticCurve>
 #include <QtNetwork/QSslKey>
 #include <QtNetwork/QSslSocket>
+#include <QtNetwork/QTcpServer>
 #include <QtNetwork/QTcpSocket>
 #include <QtTest/QSignalSpy>
 #include <QtTest/QTest>
@@ -28,6 +32,8 @@
 #endif
 
 #include <memory>
+
+#include <sys/socket.h>
 
 using namespace QtNotif;
 using namespace std::chrono_literals;
@@ -55,6 +61,13 @@ private Q_SLOTS:
     void plainClientToTlsServerFailsCleanly();
     void renewedCertificateTakesEffectWithoutRestart();
     void clientCertificates();
+    void queryPeerAsksForNoCertificate();
+    void configurationsTheServerCannotServe();
+    void protocolsAndCiphersAreHonoured();
+    void messagesLargerThanATlsRecord();
+    void brokenTlsRecordsEndThatConnectionOnly();
+    void aClientThatDoesNotReadIsClosed();
+    void closeSendsCloseNotify();
     void origins_data();
     void origins();
     void clientLibrarySendsNoOrigin();
@@ -73,6 +86,11 @@ private:
     // A Client of the server, trusting the named CA, with short reconnect delays; not open.
     std::unique_ptr<Client> makeClient(const QString &ca = QStringLiteral("ca"));
     bool openAndWait(Client &client);
+    // A raw WebSocket client of the server over TLS with the client configuration tls, once
+    // encrypted (not upgraded); null when the TLS handshake failed.
+    std::unique_ptr<RawWebSocket> connectRaw(const QSslConfiguration &tls);
+    // A raw WebSocket client over TLS, upgraded, trusting the test CA, listening on key of chat.
+    std::unique_ptr<RawWebSocket> openRawListening(const QString &key);
 
     QString m_openssl;
     QTemporaryDir m_dir;
@@ -187,6 +205,36 @@ bool tst_Tls::openAndWait(Client &client)
 {
     client.open();
     return QTest::qWaitFor([&] { return client.state() == State::Connected; }, 5000);
+}
+
+std::unique_ptr<RawWebSocket> tst_Tls::connectRaw(const QSslConfiguration &tls)
+{
+    // As RawWebSocket::connectToServerEncrypted(), without waiting long for a failure.
+    auto raw = std::make_unique<RawWebSocket>();
+    raw->socket.setSslConfiguration(tls);
+    raw->socket.connectToHostEncrypted(QStringLiteral("127.0.0.1"), server->serverPort());
+    (void)QTest::qWaitFor(
+            [&raw] {
+                return raw->socket.isEncrypted()
+                       || raw->socket.state() == QAbstractSocket::UnconnectedState;
+            },
+            5000);
+    if (!raw->socket.isEncrypted())
+        return nullptr;
+    return raw;
+}
+
+std::unique_ptr<RawWebSocket> tst_Tls::openRawListening(const QString &key)
+{
+    auto raw = connectRaw(clientTls("ca"));
+    if (!raw)
+        return nullptr;
+    raw->write(RawWebSocket::handshakeRequest()
+               + RawWebSocket::text(R"({"op":"listen","id":1,"notifier":"chat","key":")"
+                                    + key.toUtf8() + R"("})"));
+    if (!raw->waitForUpgrade() || !raw->waitForMessages("ack", 1))
+        return nullptr;
+    return raw;
 }
 
 void tst_Tls::serverUrlSaysWss()
@@ -455,6 +503,196 @@ void tst_Tls::clientCertificates()
     aliceTls.setPrivateKey(QSslKey(&key, QSsl::Ec));
     alice->setSslConfiguration(aliceTls);
     QVERIFY2(openAndWait(*alice), qPrintable(alice->errorString()));
+}
+
+void tst_Tls::queryPeerAsksForNoCertificate()
+{
+    // QueryPeer asks for a certificate and takes any, or none.
+    QSslConfiguration tls = serverTls("server");
+    tls.setPeerVerifyMode(QSslSocket::QueryPeer);
+    QVERIFY(server->setSslConfiguration(tls));
+    QVERIFY(openAndWait(*makeClient()));
+    QCOMPARE(server->connectionCount(), 1);
+}
+
+void tst_Tls::configurationsTheServerCannotServe()
+{
+    Server other;
+    const auto refused = [&other](const QSslConfiguration &tls, const char *because) {
+        QTest::ignoreMessage(QtWarningMsg, QRegularExpression(because));
+        if (other.setSslConfiguration(tls))
+            return false;
+        return other.errorString().contains(QRegularExpression(because))
+               && other.sslConfiguration().isNull();
+    };
+
+    QSslConfiguration oldProtocol = serverTls("server");
+    oldProtocol.setProtocol(QSsl::DtlsV1_2OrLater);
+    QVERIFY(refused(oldProtocol, "TLS 1.2 and 1.3 only"));
+
+    // The client's key with the server's certificate.
+    QSslConfiguration mismatched = serverTls("server");
+    QFile clientKey(path("client.key"));
+    QVERIFY(clientKey.open(QIODevice::ReadOnly));
+    mismatched.setPrivateKey(QSslKey(&clientKey, QSsl::Ec));
+    QVERIFY(refused(mismatched, "does not match the certificate"));
+
+    // Every refusal kept the server as it was: ws://.
+    QVERIFY(other.listen());
+    QCOMPARE(other.serverUrl().scheme(), QString("ws"));
+}
+
+void tst_Tls::protocolsAndCiphersAreHonoured()
+{
+    const auto connectWith
+            = [this](QSsl::SslProtocol protocol, const QList<QSslEllipticCurve> &curves = {}) {
+                  QSslConfiguration tls = clientTls("ca");
+                  tls.setProtocol(protocol);
+                  if (!curves.isEmpty())
+                      tls.setEllipticCurves(curves);
+                  return connectRaw(tls);
+              };
+
+    QSslConfiguration tls13 = serverTls("server");
+    tls13.setProtocol(QSsl::TlsV1_3OrLater);
+    QVERIFY(server->setSslConfiguration(tls13));
+    QVERIFY(!connectWith(QSsl::TlsV1_2));
+    auto modern = connectWith(QSsl::TlsV1_3OrLater);
+    QVERIFY(modern);
+    QCOMPARE(modern->socket.sessionProtocol(), QSsl::TlsV1_3);
+
+    // One TLS 1.2 cipher: a client that offers it gets it.
+    const QSslCipher chosen("ECDHE-ECDSA-AES128-GCM-SHA256");
+    QVERIFY(!chosen.isNull());
+    QSslConfiguration oneCipher = serverTls("server");
+    oneCipher.setProtocol(QSsl::TlsV1_2);
+    oneCipher.setCiphers({ chosen });
+    QVERIFY(server->setSslConfiguration(oneCipher));
+    auto raw = connectWith(QSsl::TlsV1_2OrLater);
+    QVERIFY(raw);
+    QCOMPARE(raw->socket.sessionProtocol(), QSsl::TlsV1_2);
+    QCOMPARE(raw->socket.sessionCipher().name(), chosen.name());
+    raw->write(RawWebSocket::handshakeRequest());
+    QVERIFY(raw->waitForUpgrade());
+
+    // Key exchange on P-384 only: a client without it fails, one with it connects.
+    const QSslEllipticCurve p256 = QSslEllipticCurve::fromShortName("prime256v1");
+    const QSslEllipticCurve p384 = QSslEllipticCurve::fromShortName("secp384r1");
+    QVERIFY(p256.isValid() && p384.isValid());
+    QSslConfiguration oneCurve = serverTls("server");
+    oneCurve.setEllipticCurves({ p384 });
+    QVERIFY(server->setSslConfiguration(oneCurve));
+    QVERIFY(!connectWith(QSsl::TlsV1_2OrLater, { p256 }));
+    QVERIFY(connectWith(QSsl::TlsV1_2OrLater, { p256, p384 }));
+}
+
+void tst_Tls::messagesLargerThanATlsRecord()
+{
+    // TLS carries at most 16 KiB in a record: messages both ways span several.
+    server->setMaxFrameSize(256 * 1024);
+    auto raw = openRawListening("big");
+    QVERIFY(raw);
+    const QString notification(100 * 1024, u'n');
+    chat->notify("big", notification);
+    QVERIFY(raw->waitForMessages("notif", 1));
+    QCOMPARE(raw->messagesOf("notif").value(0).value("data").toString(), notification);
+
+    // A request of 200 KiB, read whole: answered, as any text that is not JSON.
+    raw->sendText(QByteArray(200 * 1024, '{'));
+    QVERIFY(raw->waitForMessages("error", 1));
+    QCOMPARE(raw->messagesOf("error").value(0).value("code").toString(), QString("invalid_json"));
+}
+
+void tst_Tls::brokenTlsRecordsEndThatConnectionOnly()
+{
+    auto steady = openRawListening("room");
+    QVERIFY(steady);
+    auto broken = openRawListening("room");
+    QVERIFY(broken);
+    QCOMPARE(server->connectionCount(), 2);
+
+    // Bytes that are no TLS record of this connection, past the client's TLS layer.
+    QTest::ignoreMessage(QtInfoMsg, QRegularExpression("broke TLS"));
+    const QByteArray garbage(64, '\x17');
+    const qintptr descriptor = broken->socket.socketDescriptor();
+    QVERIFY(descriptor >= 0);
+    QCOMPARE(::send(int(descriptor), garbage.constData(), garbage.size(), MSG_NOSIGNAL),
+             ssize_t(garbage.size()));
+    QTRY_COMPARE(server->connectionCount(), 1);
+    QTRY_VERIFY(broken->disconnected);
+
+    chat->notify("room", "still here");
+    QVERIFY(steady->waitForMessages("notif", 1));
+    QCOMPARE(steady->messagesOf("notif").value(0).value("data").toString(), QString("still here"));
+}
+
+void tst_Tls::aClientThatDoesNotReadIsClosed()
+{
+    // What waits for a client is counted in encrypted bytes, as over ws://.
+    server->setMaxSendQueue(256 * 1024);
+    QSignalSpy gone(server.get(), &Server::clientDisconnected);
+    auto slow = openRawListening("room");
+    QVERIFY(slow);
+    slow->setReading(false);
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("does not read.*closing it \\(4413\\)"));
+    const QString notification(1024, u'n');
+    for (int i = 0; i < 16 * 1024 && gone.isEmpty(); ++i) {
+        chat->notify("room", notification);
+        if (i % 64 == 0)
+            QCoreApplication::processEvents();
+    }
+    QTRY_COMPARE(gone.size(), 1);
+    QCOMPARE(server->connectionCount(), 0);
+}
+
+void tst_Tls::closeSendsCloseNotify()
+{
+    // The server ends TLS before TCP: a client that reads the stream itself (as OpenSSL does)
+    // tells a closed connection from a truncated one by it. Seen on the wire, through a relay,
+    // with TLS 1.2, whose alert records say what they are (TLS 1.3 hides their type).
+    QTcpServer relay;
+    QVERIFY(relay.listen(QHostAddress::LocalHost));
+    QTcpSocket upstream;
+    QByteArray fromServer;
+    bool serverEnded = false;
+    QTcpSocket *downstream = nullptr;
+    connect(&relay, &QTcpServer::newConnection, this, [&] {
+        downstream = relay.nextPendingConnection();
+        connect(downstream, &QTcpSocket::readyRead, this,
+                [&] { upstream.write(downstream->readAll()); });
+        upstream.connectToHost(QHostAddress::LocalHost, server->serverPort());
+    });
+    connect(&upstream, &QTcpSocket::readyRead, this, [&] {
+        const QByteArray bytes = upstream.readAll();
+        fromServer += bytes;
+        downstream->write(bytes);
+    });
+    connect(&upstream, &QTcpSocket::disconnected, this, [&] {
+        serverEnded = true;
+        downstream->disconnectFromHost();
+    });
+
+    RawWebSocket raw;
+    QSslConfiguration tls = clientTls("ca");
+    tls.setProtocol(QSsl::TlsV1_2);
+    QVERIFY(raw.connectToServerEncrypted(relay.serverPort(), tls));
+    raw.write(RawWebSocket::handshakeRequest());
+    QVERIFY(raw.waitForUpgrade());
+    raw.write(RawWebSocket::frame(RawWebSocket::Close, RawWebSocket::closePayload(1000)));
+    QVERIFY(raw.waitForClose());
+    QTRY_VERIFY(serverEnded);
+
+    // The records the server sent: content type, version, length, then the record.
+    QList<quint8> types;
+    for (qsizetype at = 0; at + 5 <= fromServer.size();) {
+        types.append(quint8(fromServer.at(at)));
+        at += 5 + qFromBigEndian<quint16>(fromServer.constData() + at + 3);
+    }
+    QVERIFY(types.size() >= 3);
+    constexpr quint8 Alert = 21;
+    constexpr quint8 ApplicationData = 23;
+    QCOMPARE(types.at(types.size() - 2), ApplicationData); // the close frame
+    QCOMPARE(types.last(), Alert);                         // then close_notify
 }
 
 void tst_Tls::origins_data()

@@ -1,0 +1,401 @@
+#include "tlssocket_p.h"
+
+#include <QtNetwork/QSslCipher>
+#include <QtNetwork/QSslEllipticCurve>
+#include <QtNetwork/QSslKey>
+#include <QtNetwork/QSslSocket>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+namespace QtNotif {
+
+namespace {
+
+// OpenSSL's last error, cleared from the thread's queue with the others, or fallback.
+QString takeOpenSslError(const char *fallback)
+{
+    unsigned long code = 0;
+    unsigned long last = 0;
+    while ((code = ERR_get_error()) != 0)
+        last = code;
+    if (last == 0)
+        return QString::fromLatin1(fallback);
+    char text[256];
+    ERR_error_string_n(last, text, sizeof text);
+    return QString::fromLatin1(text);
+}
+
+X509 *toX509(const QSslCertificate &certificate)
+{
+    const QByteArray der = certificate.toDer();
+    const auto *bytes = reinterpret_cast<const unsigned char *>(der.constData());
+    return d2i_X509(nullptr, &bytes, long(der.size()));
+}
+
+// Where the configuration leaves a setting at Qt's default, so does the context: the
+// defaults are OpenSSL's (with the system's configuration) either way.
+template<typename T>
+bool isQtDefault(const QList<T> &chosen, const QList<T> &qtDefault)
+{
+    return chosen.isEmpty() || chosen == qtDefault;
+}
+
+bool setCertificate(SSL_CTX *context, const QSslConfiguration &configuration, QString *error)
+{
+    // localCertificate() is the chain's first.
+    const QList<QSslCertificate> chain = configuration.localCertificateChain();
+    if (configuration.localCertificate().isNull() || configuration.privateKey().isNull()) {
+        *error = QStringLiteral("the TLS configuration needs a certificate and its private key");
+        return false;
+    }
+    for (qsizetype i = 0; i < chain.size(); ++i) {
+        X509 *certificate = toX509(chain.at(i));
+        const int done = certificate == nullptr ? 0
+                         : i == 0               ? SSL_CTX_use_certificate(context, certificate)
+                                                : SSL_CTX_add1_chain_cert(context, certificate);
+        X509_free(certificate);
+        if (done != 1) {
+            *error = QStringLiteral("unusable certificate: %1").arg(takeOpenSslError("not in DER"));
+            return false;
+        }
+    }
+    // The key as Qt's backend exports it, unencrypted, for OpenSSL to read in any algorithm.
+    const QByteArray pem = configuration.privateKey().toPem();
+    BIO *bio = BIO_new_mem_buf(pem.constData(), int(pem.size()));
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr) : nullptr;
+    BIO_free(bio);
+    if (!key) {
+        *error = QStringLiteral("unusable private key: %1")
+                         .arg(takeOpenSslError("Qt cannot export it"));
+        return false;
+    }
+    // OpenSSL compares the key with the certificate as it takes it.
+    const bool used = SSL_CTX_use_PrivateKey(context, key) == 1;
+    EVP_PKEY_free(key);
+    if (!used) {
+        *error = QStringLiteral("the private key does not match the certificate: %1")
+                         .arg(takeOpenSslError(""));
+    }
+    return used;
+}
+
+bool setProtocol(SSL_CTX *context, QSsl::SslProtocol protocol, QString *error)
+{
+    int lowest = TLS1_2_VERSION;
+    int highest = 0; // the latest OpenSSL knows
+    switch (protocol) {
+    case QSsl::TlsV1_2:
+        highest = TLS1_2_VERSION;
+        break;
+    case QSsl::TlsV1_3:
+        lowest = highest = TLS1_3_VERSION;
+        break;
+    case QSsl::TlsV1_3OrLater:
+        lowest = TLS1_3_VERSION;
+        break;
+    case QSsl::TlsV1_2OrLater:
+    case QSsl::SecureProtocols:
+    case QSsl::AnyProtocol:
+        break;
+    default:
+        *error = QStringLiteral("the server speaks TLS 1.2 and 1.3 only: set the configuration's "
+                                "protocol to QSsl::TlsV1_2OrLater, say");
+        return false;
+    }
+    SSL_CTX_set_min_proto_version(context, lowest);
+    SSL_CTX_set_max_proto_version(context, highest);
+    return true;
+}
+
+bool setCiphers(SSL_CTX *context, const QSslConfiguration &configuration, QString *error)
+{
+    const QList<QSslCipher> ciphers = configuration.ciphers();
+    if (!isQtDefault(ciphers, QSslConfiguration::defaultConfiguration().ciphers())) {
+        // OpenSSL takes TLS 1.3's suites apart from the ciphers of earlier versions.
+        QByteArrayList tls13;
+        QByteArrayList earlier;
+        for (const QSslCipher &cipher : ciphers) {
+            const QByteArray name = cipher.name().toLatin1();
+            (name.startsWith("TLS_") ? tls13 : earlier).append(name);
+        }
+        if (earlier.isEmpty())
+            SSL_CTX_set_min_proto_version(context, TLS1_3_VERSION);
+        const bool set = (earlier.isEmpty()
+                          || SSL_CTX_set_cipher_list(context, earlier.join(':').constData()) == 1)
+                         && SSL_CTX_set_ciphersuites(context, tls13.join(':').constData()) == 1;
+        if (!set) {
+            *error = QStringLiteral("unusable ciphers: %1").arg(takeOpenSslError(""));
+            return false;
+        }
+    }
+    const QList<QSslEllipticCurve> curves = configuration.ellipticCurves();
+    if (!isQtDefault(curves, QSslConfiguration::defaultConfiguration().ellipticCurves())) {
+        QByteArrayList names;
+        for (const QSslEllipticCurve &curve : curves)
+            names.append(curve.shortName().toLatin1());
+        if (SSL_CTX_set1_groups_list(context, names.join(':').constData()) != 1) {
+            *error = QStringLiteral("unusable elliptic curves: %1").arg(takeOpenSslError(""));
+            return false;
+        }
+    }
+    return true;
+}
+
+int acceptAnyCertificate(int, X509_STORE_CTX *)
+{
+    return 1;
+}
+
+bool setPeerVerification(SSL_CTX *context, const QSslConfiguration &configuration, QString *error)
+{
+    switch (configuration.peerVerifyMode()) {
+    case QSslSocket::VerifyPeer: {
+        X509_STORE *store = SSL_CTX_get_cert_store(context);
+        for (const QSslCertificate &authority : configuration.caCertificates()) {
+            X509 *certificate = toX509(authority);
+            // The authorities' names go in the certificate request, for the client to choose.
+            const bool added = certificate != nullptr
+                               && X509_STORE_add_cert(store, certificate) == 1
+                               && SSL_CTX_add_client_CA(context, certificate) == 1;
+            X509_free(certificate);
+            if (!added) {
+                *error = QStringLiteral("unusable CA certificate: %1")
+                                 .arg(takeOpenSslError("not in DER"));
+                return false;
+            }
+        }
+        SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+        return true;
+    }
+    case QSslSocket::QueryPeer:
+        SSL_CTX_set_verify(context, SSL_VERIFY_PEER, acceptAnyCertificate);
+        return true;
+    default:
+        SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nullptr);
+        return true;
+    }
+}
+
+} // namespace
+
+std::shared_ptr<TlsContext> TlsContext::make(const QSslConfiguration &configuration, QString *error)
+{
+    ERR_clear_error();
+    SSL_CTX *context = SSL_CTX_new(TLS_server_method());
+    if (!context) {
+        *error = QStringLiteral("OpenSSL cannot make a TLS context: %1").arg(takeOpenSslError(""));
+        return nullptr;
+    }
+    std::shared_ptr<TlsContext> made(new TlsContext(context));
+    if (!setCertificate(context, configuration, error)
+        || !setProtocol(context, configuration.protocol(), error)
+        || !setCiphers(context, configuration, error)
+        || !setPeerVerification(context, configuration, error)) {
+        return nullptr;
+    }
+    // No buffer kept by an idle connection; no renegotiation, which a client could ask for
+    // over and over; the server's order of ciphers, as QSslSocket's default.
+    SSL_CTX_set_mode(context, SSL_MODE_RELEASE_BUFFERS);
+    uint64_t options = SSL_OP_NO_RENEGOTIATION;
+    if (!configuration.testSslOption(QSsl::SslOptionDisableServerCipherPreference))
+        options |= SSL_OP_CIPHER_SERVER_PREFERENCE;
+    if (configuration.testSslOption(QSsl::SslOptionDisableSessionTickets))
+        options |= SSL_OP_NO_TICKET;
+    SSL_CTX_set_options(context, options);
+    // Sessions resume from the tickets the clients keep; the server keeps none, so that its
+    // memory does not grow with the clients it has seen. A session of a client with a
+    // certificate names the context it was verified in.
+    SSL_CTX_set_session_cache_mode(context, SSL_SESS_CACHE_OFF);
+    static const unsigned char SessionContext[] = "qtnotif";
+    SSL_CTX_set_session_id_context(context, SessionContext, sizeof SessionContext - 1);
+    return made;
+}
+
+TlsContext::~TlsContext()
+{
+    // Connections made from it hold a reference of their own.
+    SSL_CTX_free(m_context);
+}
+
+// OpenSSL reads and writes the socket's bytes through a BIO of its own kind: it reads what Qt
+// has read from the network (QIODevice::read() of the socket, the ciphertext), and writes with
+// WriteThroughSocket::writeData(), which sends at once when it can and leaves the rest to Qt.
+struct TlsSocket::Bio
+{
+    static BIO_METHOD *method()
+    {
+        static BIO_METHOD *const made = [] {
+            BIO_METHOD *method
+                    = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "qtnotif socket");
+            BIO_meth_set_read_ex(method, read);
+            BIO_meth_set_write_ex(method, write);
+            BIO_meth_set_ctrl(method, control);
+            return method;
+        }();
+        return made;
+    }
+
+    static int read(BIO *bio, char *data, std::size_t size, std::size_t *done)
+    {
+        auto *socket = static_cast<TlsSocket *>(BIO_get_data(bio));
+        BIO_clear_retry_flags(bio);
+        const qint64 read = socket->QIODevice::read(data, qint64(size));
+        if (read > 0) {
+            *done = std::size_t(read);
+            return 1;
+        }
+        if (read == 0) // nothing yet; -1 is the end of the stream
+            BIO_set_retry_read(bio);
+        *done = 0;
+        return 0;
+    }
+
+    static int write(BIO *bio, const char *data, std::size_t size, std::size_t *done)
+    {
+        auto *socket = static_cast<TlsSocket *>(BIO_get_data(bio));
+        BIO_clear_retry_flags(bio);
+        const qint64 written = socket->WriteThroughSocket::writeData(data, qint64(size));
+        if (written <= 0) {
+            *done = 0;
+            return 0;
+        }
+        *done = std::size_t(written);
+        return 1;
+    }
+
+    static long control(BIO *, int command, long, void *)
+    {
+        return command == BIO_CTRL_FLUSH ? 1 : 0;
+    }
+};
+
+TlsSocket::TlsSocket(std::shared_ptr<TlsContext> context, QObject *parent)
+    : WriteThroughSocket(parent), m_ssl(SSL_new(context->handle()))
+{
+    BIO *bio = BIO_new(Bio::method());
+    BIO_set_data(bio, this);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(m_ssl, bio, bio);
+    SSL_set_accept_state(m_ssl);
+}
+
+TlsSocket::~TlsSocket()
+{
+    // Qt's own destructors may still write (an abort() writes nothing): the BIO must not
+    // reach the socket once it goes.
+    SSL_free(m_ssl);
+}
+
+void TlsSocket::startServerEncryption()
+{
+    connect(this, &QIODevice::readyRead, this, &TlsSocket::continueHandshake);
+    connect(this, &QAbstractSocket::disconnected, this, [this] {
+        if (!m_encrypted)
+            failHandshake(QStringLiteral("the client left in the TLS handshake"), true);
+    });
+    continueHandshake();
+}
+
+void TlsSocket::continueHandshake()
+{
+    if (m_encrypted || m_failed)
+        return;
+    ERR_clear_error();
+    const int result = SSL_do_handshake(m_ssl);
+    if (result == 1) {
+        m_encrypted = true;
+        disconnect(this, nullptr, this, nullptr); // the handshake's connections
+        Q_EMIT encrypted();
+        return;
+    }
+    const int error = SSL_get_error(m_ssl, result);
+    if (error == SSL_ERROR_WANT_READ)
+        return;
+    const bool clientLeft = error == SSL_ERROR_SYSCALL || error == SSL_ERROR_ZERO_RETURN
+                            || state() != ConnectedState;
+    failHandshake(takeOpenSslError(clientLeft ? "the client left in the TLS handshake"
+                                              : "the TLS handshake failed"),
+                  clientLeft);
+}
+
+void TlsSocket::failHandshake(const QString &reason, bool clientLeft)
+{
+    if (m_failed)
+        return;
+    m_failed = true;
+    setErrorString(reason);
+    disconnect(this, nullptr, this, nullptr);
+    Q_EMIT handshakeFailed(reason, clientLeft);
+}
+
+bool TlsSocket::decrypt()
+{
+    if (!m_encrypted || m_failed)
+        return !m_failed;
+    ERR_clear_error();
+    for (;;) {
+        char block[16 * 1024];
+        std::size_t read = 0;
+        const int result = SSL_read_ex(m_ssl, block, sizeof block, &read);
+        if (result == 1) {
+            m_plaintext.append(block, qsizetype(read));
+            continue;
+        }
+        switch (SSL_get_error(m_ssl, result)) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_ZERO_RETURN: // the client's close_notify: its TCP end follows
+            return true;
+        case SSL_ERROR_SYSCALL:
+            if (ERR_peek_error() == 0) // the end of the stream, without close_notify
+                return true;
+            [[fallthrough]];
+        default:
+            m_failed = true;
+            setOpenSslError("a TLS record that does not decrypt");
+            return false;
+        }
+    }
+}
+
+void TlsSocket::disconnectFromHost()
+{
+    // Not when aborted: abort() closes the device, then disconnects.
+    if (m_encrypted && !m_failed && isOpen() && state() == ConnectedState
+        && (SSL_get_shutdown(m_ssl) & SSL_SENT_SHUTDOWN) == 0) {
+        ERR_clear_error();
+        SSL_shutdown(m_ssl);
+        ERR_clear_error();
+    }
+    WriteThroughSocket::disconnectFromHost();
+}
+
+qint64 TlsSocket::writeData(const char *data, qint64 size)
+{
+    if (!m_encrypted || m_failed) {
+        setErrorString(QStringLiteral("writing to a TLS connection that is not encrypted"));
+        return -1;
+    }
+    if (size <= 0)
+        return 0;
+    ERR_clear_error();
+    std::size_t written = 0;
+    // The BIO takes every byte (what the kernel does not, Qt's buffer does), so a write
+    // completes at once, in records of up to 16 KiB.
+    if (SSL_write_ex(m_ssl, data, std::size_t(size), &written) != 1) {
+        m_failed = true;
+        setOpenSslError("the TLS layer failed to write");
+        return -1;
+    }
+    return qint64(written);
+}
+
+void TlsSocket::setOpenSslError(const char *fallback)
+{
+    setErrorString(takeOpenSslError(fallback));
+}
+
+} // namespace QtNotif

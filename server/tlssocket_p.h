@@ -1,0 +1,95 @@
+#pragma once
+
+#include "bytequeue_p.h"
+#include "writethroughsocket_p.h"
+
+#include <QtNetwork/QSslConfiguration>
+
+#include <memory>
+
+using SSL_CTX = struct ssl_ctx_st;
+using SSL = struct ssl_st;
+
+namespace QtNotif {
+
+// The server's side of TLS, made once from a QSslConfiguration and shared by all the
+// connections it serves, in every thread (an OpenSSL SSL_CTX). QSslSocket makes one for each
+// connection instead.
+//
+// Of the configuration it takes the certificate chain and private key, protocol() (TLS 1.2 and
+// 1.3 only), ciphers() and ellipticCurves() where they differ from Qt's defaults,
+// peerVerifyMode() with caCertificates() for client certificates (VerifyPeer asks for one
+// from those CAs and requires it, QueryPeer asks for any and requires none; the others ask for
+// none), and QSsl::SslOptionDisableSessionTickets. The rest is OpenSSL's defaults with the
+// system's configuration, as for QSslSocket.
+class TlsContext
+{
+public:
+    // The context of configuration; null, with error set, when it cannot serve it (no
+    // certificate, a key that does not match it, a protocol before TLS 1.2, an unknown cipher).
+    static std::shared_ptr<TlsContext> make(const QSslConfiguration &configuration, QString *error);
+    ~TlsContext();
+    Q_DISABLE_COPY_MOVE(TlsContext)
+
+    SSL_CTX *handle() const { return m_context; }
+
+private:
+    explicit TlsContext(SSL_CTX *context) : m_context(context) { }
+
+    SSL_CTX *m_context;
+};
+
+// A TCP connection of the server with TLS over it, done with OpenSSL on the socket's bytes
+// rather than by QSslSocket, which costs an idle connection about 60 KiB more (four buffers of
+// 16 to 32 KiB kept for its life, and an SSL_CTX of its own) and writes each frame through two
+// buffered sockets (docs/performance.md, "TLS in the server's process").
+//
+// The socket's QIODevice stream stays the encrypted one underneath: what the socket reads is
+// ciphertext, which decrypt() turns into plaintext(); what is written to it (write()) is
+// plaintext, encrypted on its way, and goes out as WriteThroughSocket sends it. OpenSSL keeps
+// no buffer while the connection is idle (SSL_MODE_RELEASE_BUFFERS).
+class TlsSocket : public WriteThroughSocket
+{
+    Q_OBJECT
+
+public:
+    explicit TlsSocket(std::shared_ptr<TlsContext> context, QObject *parent = nullptr);
+    ~TlsSocket() override;
+
+    // Starts the server's side of the TLS handshake on the connected socket: encrypted() or
+    // handshakeFailed() tells its end. Call once the socket has its descriptor.
+    void startServerEncryption();
+    bool isEncrypted() const { return m_encrypted; }
+
+    // Decrypts what the socket has read into plaintext(). Returns false when the TLS layer
+    // failed (a record that does not decrypt, say), with errorString(): nothing more is read
+    // or written then, and the connection is to be aborted.
+    bool decrypt();
+    ByteQueue &plaintext() { return m_plaintext; }
+
+    // Sends TLS's close_notify first, once, when the connection is encrypted.
+    void disconnectFromHost() override;
+
+Q_SIGNALS:
+    void encrypted();
+    // clientLeft: the client closed the connection in the handshake (which a client that does
+    // not trust the certificate does), rather than a handshake that failed here.
+    void handshakeFailed(const QString &reason, bool clientLeft);
+
+protected:
+    qint64 writeData(const char *data, qint64 size) override;
+
+private:
+    struct Bio;
+    void continueHandshake();
+    void failHandshake(const QString &reason, bool clientLeft);
+    // errorString() from OpenSSL's error queue, or from fallback where it is empty.
+    void setOpenSslError(const char *fallback);
+
+    SSL *m_ssl = nullptr;
+    ByteQueue m_plaintext;
+    bool m_encrypted = false;
+    bool m_failed = false;
+};
+
+} // namespace QtNotif
