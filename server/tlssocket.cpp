@@ -285,8 +285,9 @@ TlsSocket::TlsSocket(std::shared_ptr<TlsContext> context, QObject *parent)
 
 TlsSocket::~TlsSocket()
 {
-    // Qt's own destructors may still write (an abort() writes nothing): the BIO must not
-    // reach the socket once it goes.
+    // QAbstractSocket's destructor aborts the connection, which emits disconnected(): the
+    // handshake's slot must not see this half-destroyed socket.
+    disconnect(this, nullptr, this, nullptr);
     SSL_free(m_ssl);
 }
 
