@@ -1,6 +1,7 @@
 // FrameReader, the server's reader of client frames (RFC 6455, section 5), fed the bytes
 // RawWebSocket writes: valid frames and messages, each rule of the RFC broken, and every frame
-// cut at every byte.
+// cut at every byte; from a device, and from the plaintext of a TLS connection (ByteQueue).
+#include "bytequeue_p.h"
 #include "framereader_p.h"
 #include "pipedevice.h"
 #include "rawwebsocket.h"
@@ -49,6 +50,9 @@ private Q_SLOTS:
     void messages();
     void messagesByteByByte_data() { messages_data(); }
     void messagesByteByByte();
+    void messagesFromPlaintext_data() { messages_data(); }
+    void messagesFromPlaintext();
+    void byteQueue();
     void failures_data();
     void failures();
     void failureIsFinal();
@@ -160,6 +164,55 @@ void tst_FrameReader::messagesByteByByte()
         QCOMPARE(messages.at(i).payload, expected.at(i).payload);
     }
     QCOMPARE(pipe.bytesAvailable(), 0);
+}
+
+void tst_FrameReader::messagesFromPlaintext()
+{
+    // The same from the plaintext of a TLS connection (a ByteQueue), all at once and one byte
+    // at a time; the queue holds nothing once read.
+    QFETCH(QByteArray, bytes);
+    QFETCH(QList<Expected>, expected);
+    for (const qsizetype step : { std::max<qsizetype>(bytes.size(), 1), qsizetype(1) }) {
+        ByteQueue queue;
+        FrameReader reader;
+        QList<FrameReader::Message> messages;
+        FrameReader::Message message;
+        for (qsizetype at = 0; at < bytes.size(); at += step) {
+            queue.append(bytes.constData() + at, std::min(step, bytes.size() - at));
+            Result last;
+            while ((last = reader.read(queue, message)) == Result::Message)
+                messages.append(message);
+            QCOMPARE(last, Result::NeedMore);
+        }
+        QCOMPARE(messages.size(), expected.size());
+        for (qsizetype i = 0; i < messages.size(); ++i) {
+            QCOMPARE(messages.at(i).kind, expected.at(i).kind);
+            QCOMPARE(messages.at(i).payload, expected.at(i).payload);
+            QCOMPARE(messages.at(i).closeCode, expected.at(i).closeCode);
+        }
+        QVERIFY(queue.isEmpty());
+    }
+}
+
+void tst_FrameReader::byteQueue()
+{
+    ByteQueue queue;
+    char bytes[4] = {};
+    QCOMPARE(queue.peek(bytes, 4), 0);
+    QCOMPARE(queue.readAll(), QByteArray());
+    queue.append("abcdef", 6);
+    QCOMPARE(queue.peek(bytes, 4), 4);
+    QCOMPARE(QByteArray(bytes, 4), QByteArray("abcd"));
+    QCOMPARE(queue.skip(2), 2);
+    QCOMPARE(queue.read(2), QByteArray("cd"));
+    // Appended after what is left, the bytes consumed gone.
+    queue.append("gh", 2);
+    QCOMPARE(queue.bytesAvailable(), 4);
+    QCOMPARE(queue.skip(10), 4);
+    QVERIFY(queue.isEmpty());
+    queue.append("ij", 2);
+    QCOMPARE(queue.readAll(), QByteArray("ij"));
+    QVERIFY(queue.isEmpty());
 }
 
 void tst_FrameReader::failures_data()
