@@ -1,8 +1,8 @@
 // wss:// (Server::setSslConfiguration(), Client::setSslConfiguration()) and the Origin
 // allow-list, over real sockets on loopback. initTestCase() makes a throwaway PKI with the openssl
 // command line in a temporary directory: a CA; server certificates it signs for 127.0.0.1 and
-// localhost (valid, and expired), and for another host; a client certificate; and an unrelated
-// second CA.
+// localhost (valid, and expired), and for another host; a client certificate; an intermediate
+// CA and an RSA server certificate it signs; and an unrelated second CA.
 #include "rawwebsocket.h"
 #include "testmain.h"
 #include "testpeer.h"
@@ -60,6 +60,7 @@ private Q_SLOTS:
     void failingHandshakesDoNotDisturbOthers();
     void plainClientToTlsServerFailsCleanly();
     void renewedCertificateTakesEffectWithoutRestart();
+    void chainWithAnIntermediateAndAnRsaKey();
     void clientCertificates();
     void queryPeerAsksForNoCertificate();
     void configurationsTheServerCannotServe();
@@ -147,6 +148,8 @@ void tst_Tls::initTestCase()
                         "extendedKeyUsage=serverAuth\n" },
         { "elsewhere.ext", "subjectAltName=DNS:elsewhere.example\nextendedKeyUsage=serverAuth\n" },
         { "client.ext", "extendedKeyUsage=clientAuth\n" },
+        { "intermediate.ext", "basicConstraints=critical,CA:TRUE,pathlen:0\n"
+                              "keyUsage=critical,keyCertSign,cRLSign\n" },
     };
     for (const auto &[name, text] : extensions) {
         QFile file(path(name));
@@ -158,6 +161,15 @@ void tst_Tls::initTestCase()
     // A negative validity puts notAfter a day before now: expired.
     QVERIFY(sign("server.csr", "server.ext", "ca", "-1", "expired"));
     QVERIFY(sign("client.csr", "client.ext", "ca", "1", "client"));
+    // An intermediate CA under ca, and an RSA server certificate it signs: a chain, as public
+    // CAs issue them.
+    QVERIFY(openssl(QStringList{ "req", "-new" } + ecKey
+                    + QStringList{ "-keyout", "intermediate.key", "-out", "intermediate.csr",
+                                   "-subj", "/CN=qtnotif test intermediate" }));
+    QVERIFY(sign("intermediate.csr", "intermediate.ext", "ca", "1", "intermediate"));
+    QVERIFY(openssl({ "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "chained.key",
+                      "-out", "chained.csr", "-subj", "/CN=chained" }));
+    QVERIFY(sign("chained.csr", "server.ext", "intermediate", "1", "chained"));
 }
 
 QSslConfiguration tst_Tls::serverTls(const QString &certificate) const
@@ -473,6 +485,30 @@ void tst_Tls::renewedCertificateTakesEffectWithoutRestart()
     QCOMPARE(client->error(), Client::Error::NoError);
     QCOMPARE(steady->state(), State::Connected);
     QCOMPARE(server->connectionCount(), 2);
+}
+
+void tst_Tls::chainWithAnIntermediateAndAnRsaKey()
+{
+    // The server sends its certificate and the intermediate: a client that trusts only the
+    // root CA verifies the chain.
+    QSslConfiguration tls = QSslConfiguration::defaultConfiguration();
+    tls.setLocalCertificateChain(QSslCertificate::fromPath(path("chained.pem"))
+                                 + QSslCertificate::fromPath(path("intermediate.pem")));
+    QFile key(path("chained.key"));
+    QVERIFY(key.open(QIODevice::ReadOnly));
+    tls.setPrivateKey(QSslKey(&key, QSsl::Rsa));
+    QVERIFY2(server->setSslConfiguration(tls), qPrintable(server->errorString()));
+    auto client = makeClient();
+    QVERIFY2(openAndWait(*client), qPrintable(client->errorString()));
+
+    // Without the intermediate, the same client cannot.
+    tls.setLocalCertificateChain(QSslCertificate::fromPath(path("chained.pem")));
+    QVERIFY(server->setSslConfiguration(tls));
+    auto unchained = makeClient();
+    QSignalSpy errors(unchained.get(), &Client::errorOccurred);
+    unchained->open();
+    QTRY_VERIFY(!errors.isEmpty());
+    QCOMPARE(unchained->error(), Client::Error::SslError);
 }
 
 void tst_Tls::clientCertificates()
