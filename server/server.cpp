@@ -144,7 +144,7 @@ void ServerPrivate::linkPinged(quint64 tag)
     // The link answers the client's pings by itself, past send(): a client that sends pings
     // and reads nothing is caught here.
     if (Connection *c = connection(tag))
-        boundSendQueue(*c);
+        boundSendQueueAfterWrite(*c);
 }
 
 void ServerPrivate::linkEnded(quint64 tag, quint16 closeCode, const QString &reason)
@@ -257,7 +257,7 @@ void ServerPrivate::ping(Connection &connection)
 {
     if (connection.link) {
         connection.link->ping(); // past send(), as the link's answers to the client's pings
-        boundSendQueue(connection);
+        boundSendQueueAfterWrite(connection);
     } else {
         push(connection, LinkCommand::Kind::Ping);
     }
@@ -515,6 +515,11 @@ void ServerPrivate::queueFrame(Connection &connection, const WireFrame &frame)
             outboxes.push_back({ connection.id, std::chrono::steady_clock::now() + writeDelay });
             armWriteDelay();
         }
+        // Asked once an outbox rather than for each frame, which would reach into every socket
+        // of a fan-out for each notification: what Qt holds only shrinks as the event loop
+        // sends it, and grows as the server writes, in flushOutbox() and in
+        // boundSendQueueAfterWrite().
+        connection.heldBytes = connection.link ? connection.link->bytesToWrite() : 0;
     }
     connection.outbox.push_back(frame);
     connection.outboxBytes += frame.bytes().size();
@@ -622,7 +627,7 @@ void ServerPrivate::boundSendQueue(Connection &connection)
         return;
     // Qt hands the frames of one event-loop turn to the kernel together; only what the kernel
     // will not take counts, so a burst to a client that reads is not mistaken for a stall.
-    if (connection.outboxBytes + connection.link->bytesToWrite() <= maxSendQueue)
+    if (connection.outboxBytes + connection.heldBytes <= maxSendQueue)
         return;
     flushOutbox(connection);
     connection.link->flush();
@@ -635,6 +640,12 @@ void ServerPrivate::boundSendQueue(Connection &connection)
     const ConnectionId id = connection.id;
     QMetaObject::invokeMethod(
             q, [this, id, waiting] { dropSlowClient(id, waiting); }, Qt::QueuedConnection);
+}
+
+void ServerPrivate::boundSendQueueAfterWrite(Connection &connection)
+{
+    connection.heldBytes = connection.link->bytesToWrite();
+    boundSendQueue(connection);
 }
 
 void ServerPrivate::sendNotif(Connection &connection, const WireFrame &frame)

@@ -73,6 +73,8 @@ struct Connection
     // shared with every other recipient, not a copy; outboxBytes is their total size.
     std::vector<WireFrame> outbox;
     qint64 outboxBytes = 0;
+    // What Qt held for the socket when the outbox began (see queueFrame()).
+    qint64 heldBytes = 0;
     Identity identity;
     QElapsedTimer lastHeard; // restarted by every frame and pong
     // Non-empty only while an asynchronous prepare is pending for this client: notifications
@@ -102,6 +104,9 @@ public:
     // Closes the connection (4413, from the event loop) when more than maxSendQueue bytes wait
     // to be sent to it. A worker checks its own sockets (Worker::boundSendQueue()).
     void boundSendQueue(Connection &connection);
+    // The same after the connection's link wrote to its socket past the outbox (a ping, the
+    // answer to one).
+    void boundSendQueueAfterWrite(Connection &connection);
     // A client with waiting bytes unread past maxSendQueue: marked overflowing (nothing more is
     // queued for it) and logged; then dropped with 4413, from the event loop.
     void markSlowClient(Connection &connection, qint64 waiting);
