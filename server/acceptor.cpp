@@ -93,6 +93,9 @@ void Acceptor::adopt(qintptr descriptor)
         socket->deleteLater();
     });
     timer->start(m_handshakeTimeout);
+    m_encrypting.insert(socket);
+    QObject::connect(socket, &QObject::destroyed, m_tcpServer.get(),
+                     [this, socket] { m_encrypting.remove(socket); });
     QObject::connect(socket, &TlsSocket::handshakeFailed, timer,
                      [socket](const QString &reason, bool clientLeft) {
                          logTlsFailure(socket, reason, clientLeft);
@@ -100,6 +103,8 @@ void Acceptor::adopt(qintptr descriptor)
                          socket->deleteLater();
                      });
     QObject::connect(socket, &TlsSocket::encrypted, timer, [this, socket, timer] {
+        m_encrypting.remove(socket);
+        QObject::disconnect(socket, &QObject::destroyed, m_tcpServer.get(), nullptr);
         QObject::disconnect(socket, nullptr, timer, nullptr);
         timer->deleteLater();
         take(socket);
@@ -142,6 +147,10 @@ void Acceptor::close()
     for (QTcpSocket *socket : pending)
         socket->abort();
     m_pending.clear();
+    const QList<TlsSocket *> encrypting = m_encrypting.values();
+    for (TlsSocket *socket : encrypting)
+        socket->abort(); // handshakeFailed(): deleted
+    m_encrypting.clear();
 }
 
 bool Acceptor::isListening() const

@@ -2,6 +2,7 @@
 
 #include <QtCore/QByteArray>
 #include <QtCore/QHash>
+#include <QtCore/QSet>
 #include <QtCore/QSocketNotifier>
 #include <QtCore/QTimer>
 #include <QtCore/QUrl>
@@ -73,8 +74,8 @@ public:
     // with wss://, to finish its TLS handshake before that, as long again).
     void setHandshakeTimeout(std::chrono::milliseconds timeout);
     std::chrono::milliseconds handshakeTimeout() const { return m_handshakeTimeout; }
-    // Connections accepted and not yet upgraded.
-    qsizetype handshakesInProgress() const { return m_pending.size(); }
+    // Connections accepted and not yet upgraded, in their TLS handshake or after it.
+    qsizetype handshakesInProgress() const { return m_pending.size() + m_encrypting.size(); }
     // Accepts that failed for want of resources since the acceptor was made.
     qsizetype acceptFailures() const { return m_acceptFailures; }
     // How long the acceptor waits before it tries again; zero while accepts succeed.
@@ -115,6 +116,8 @@ private:
     qsizetype m_acceptFailures = 0;
     // Connections whose request is not complete yet.
     QHash<QTcpSocket *, Pending> m_pending;
+    // Connections in their TLS handshake, before m_pending.
+    QSet<TlsSocket *> m_encrypting;
 };
 
 } // namespace QtNotif

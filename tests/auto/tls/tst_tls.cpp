@@ -4,6 +4,7 @@
 // localhost (valid, and expired), and for another host; a client certificate; an intermediate
 // CA and an RSA server certificate it signs; and an unrelated second CA.
 #include "rawwebsocket.h"
+#include "server_p.h"
 #include "testmain.h"
 #include "testpeer.h"
 
@@ -53,6 +54,7 @@ private Q_SLOTS:
     void unusableConfigurationsAreRefused();
     void settingsSurviveTheSwitchToTls();
     void handshakeTimeoutCoversTls();
+    void closeDropsTlsHandshakesInProgress();
     void listenAndNotifyOverTls();
     void framesBeforeTheWelcome();
     void untrustedServerIsAnSslError_data();
@@ -333,6 +335,20 @@ void tst_Tls::handshakeTimeoutCoversTls()
     QTRY_COMPARE_WITH_TIMEOUT(encrypted.state(), QAbstractSocket::UnconnectedState, 3000);
     QCOMPARE(handshaken.size(), 1);
     QCOMPARE(server->connectionCount(), 0);
+}
+
+void tst_Tls::closeDropsTlsHandshakesInProgress()
+{
+    // A TCP connection that has not finished its TLS handshake when the server closes is
+    // dropped then, not at its handshake timeout.
+    QTcpSocket tcp;
+    tcp.connectToHost(QHostAddress::LocalHost, server->serverPort());
+    QVERIFY(tcp.waitForConnected(5000));
+    const ServerPrivate *d = ServerPrivate::get(server.get());
+    QTRY_COMPARE(d->handshakesInProgress(), 1);
+    server->close();
+    QCOMPARE(d->handshakesInProgress(), 0);
+    QTRY_COMPARE(tcp.state(), QAbstractSocket::UnconnectedState);
 }
 
 void tst_Tls::listenAndNotifyOverTls()
