@@ -36,8 +36,8 @@ X509 *toX509(const QSslCertificate &certificate)
     return d2i_X509(nullptr, &bytes, long(der.size()));
 }
 
-// Where the configuration leaves a setting at Qt's default, so does the context: the
-// defaults are OpenSSL's (with the system's configuration) either way.
+// Whether the configuration leaves a setting at Qt's default, which leaves OpenSSL's own
+// default (with the system's configuration) in place.
 template<typename T>
 bool isQtDefault(const QList<T> &chosen, const QList<T> &qtDefault)
 {
