@@ -122,6 +122,14 @@ bool setCiphers(SSL_CTX *context, const QSslConfiguration &configuration, QStrin
             const QByteArray name = cipher.name().toLatin1();
             (name.startsWith("TLS_") ? tls13 : earlier).append(name);
         }
+        // A protocol left without a cipher: none where the protocols allowed have none.
+        const bool tls12 = SSL_CTX_get_min_proto_version(context) <= TLS1_2_VERSION;
+        const bool tls13Allowed = SSL_CTX_get_max_proto_version(context) == 0
+                                  || SSL_CTX_get_max_proto_version(context) >= TLS1_3_VERSION;
+        if ((!tls12 || earlier.isEmpty()) && (!tls13Allowed || tls13.isEmpty())) {
+            *error = QStringLiteral("none of the configuration's ciphers serves its protocol");
+            return false;
+        }
         if (earlier.isEmpty())
             SSL_CTX_set_min_proto_version(context, TLS1_3_VERSION);
         const bool set = (earlier.isEmpty()

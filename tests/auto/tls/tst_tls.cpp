@@ -589,6 +589,13 @@ void tst_Tls::configurationsTheServerCannotServe()
     mismatched.setPrivateKey(QSslKey(&clientKey, QSsl::Ec));
     QVERIFY(refused(mismatched, "does not match the certificate"));
 
+    // TLS 1.2 with TLS 1.3's ciphers only.
+    QSslConfiguration noCipher = serverTls("server");
+    noCipher.setProtocol(QSsl::TlsV1_2);
+    noCipher.setCiphers({ QSslCipher("TLS_AES_128_GCM_SHA256") });
+    QVERIFY(!noCipher.ciphers().value(0).isNull());
+    QVERIFY(refused(noCipher, "none of the configuration's ciphers serves its protocol"));
+
     // Every refusal kept the server as it was: ws://.
     QVERIFY(other.listen());
     QCOMPARE(other.serverUrl().scheme(), QString("ws"));
