@@ -90,8 +90,8 @@ public:
     // connections that come next (a renewal needs no restart); switching between ws:// and
     // wss:// needs close() first. Returns false, keeping the previous configuration, when
     // a certificate or its key is missing or unusable, the key is not the certificate's, the
-    // protocol is not TLS 1.2 or 1.3, OpenSSL refuses the ciphers or curves, or the switch is
-    // attempted while listening (see errorString()).
+    // protocol is not TLS 1.2 or 1.3, OpenSSL refuses the ciphers or curves, no cipher serves
+    // the protocols allowed, or the switch is attempted while listening (see errorString()).
     bool setSslConfiguration(const QSslConfiguration &configuration);
     QSslConfiguration sslConfiguration() const;
 
