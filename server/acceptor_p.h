@@ -70,6 +70,7 @@ public:
     // the caller does it only while not listening; a new context for wss:// (a new
     // certificate) applies to the next connections.
     void setTlsContext(std::shared_ptr<TlsContext> context);
+    const std::shared_ptr<TlsContext> &tlsContext() const { return m_tls; }
     // How long a TCP connection may take to send its upgrade request once accepted (and,
     // with wss://, to finish its TLS handshake before that, as long again).
     void setHandshakeTimeout(std::chrono::milliseconds timeout);

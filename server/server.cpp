@@ -291,7 +291,7 @@ void ServerPrivate::stopWorkers()
 
 Worker::Settings ServerPrivate::workerSettings() const
 {
-    return { tls, acceptor.handshakeTimeout(), maxFrameSize, maxSendQueue };
+    return { acceptor.tlsContext(), acceptor.handshakeTimeout(), maxFrameSize, maxSendQueue };
 }
 
 void ServerPrivate::updateWorkers()
@@ -989,7 +989,6 @@ bool Server::setSslConfiguration(const QSslConfiguration &configuration)
         return false;
     }
     d->sslConfiguration = configuration;
-    d->tls = tls;
     d->acceptor.setTlsContext(std::move(tls));
     d->updateWorkers();
     return true;

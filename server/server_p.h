@@ -210,7 +210,6 @@ public:
         accept(socket, upgrade);
     } };
     QSslConfiguration sslConfiguration; // null: ws://
-    std::shared_ptr<TlsContext> tls;    // made of sslConfiguration
     QStringList allowedOrigins;
     Registry registry;
     Cluster cluster{ this };
