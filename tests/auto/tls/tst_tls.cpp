@@ -223,17 +223,8 @@ bool tst_Tls::openAndWait(Client &client)
 
 std::unique_ptr<RawWebSocket> tst_Tls::connectRaw(const QSslConfiguration &tls)
 {
-    // As RawWebSocket::connectToServerEncrypted(), without waiting long for a failure.
     auto raw = std::make_unique<RawWebSocket>();
-    raw->socket.setSslConfiguration(tls);
-    raw->socket.connectToHostEncrypted(QStringLiteral("127.0.0.1"), server->serverPort());
-    (void)QTest::qWaitFor(
-            [&raw] {
-                return raw->socket.isEncrypted()
-                       || raw->socket.state() == QAbstractSocket::UnconnectedState;
-            },
-            5000);
-    if (!raw->socket.isEncrypted())
+    if (!raw->connectToServerEncrypted(server->serverPort(), tls))
         return nullptr;
     return raw;
 }
