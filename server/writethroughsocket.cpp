@@ -1,8 +1,6 @@
 #include "writethroughsocket_p.h"
 
 #ifdef Q_OS_LINUX
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #endif
@@ -13,9 +11,7 @@ qint64 WriteThroughSocket::writeData(const char *data, qint64 size)
 {
 #ifdef Q_OS_LINUX
     const qintptr descriptor = socketDescriptor();
-    int unsent = -1;
-    if (size > 0 && descriptor >= 0 && bytesToWrite() == 0 && state() == ConnectedState
-        && ::ioctl(int(descriptor), SIOCOUTQNSD, &unsent) == 0 && unsent == 0) {
+    if (size > 0 && descriptor >= 0 && bytesToWrite() == 0 && state() == ConnectedState) {
         const ssize_t sent
                 = ::send(int(descriptor), data, std::size_t(size), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (sent == size)

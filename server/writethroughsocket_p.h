@@ -5,8 +5,8 @@
 
 namespace QtNotif {
 
-// A plain TCP socket whose writes go straight to the kernel while neither Qt nor the kernel
-// holds anything back for it, and to Qt's write buffer otherwise.
+// A plain TCP socket whose writes go straight to the kernel while Qt holds nothing back for
+// it, and to Qt's write buffer otherwise.
 //
 // Why: QAbstractSocket copies each write into its write buffer, whose first chunk takes 32 KiB
 // and stays allocated, emptied, for the life of the socket; the 101 response of the upgrade is
@@ -14,10 +14,12 @@ namespace QtNotif {
 // the heap, was a third of the memory of each (docs/performance.md, "Memory per idle
 // connection"). Written through, the chunk is only allocated for a client that falls behind.
 //
-// Once the kernel holds bytes it could not send yet (the peer does not read), writes go to
-// Qt's buffer as before, where the server's send-queue bound sees them (Server::setMaxSendQueue
-// counts what Qt holds). What the kernel does not take, and any error, is left to Qt's buffer
-// too, which sends it from the event loop or reports the error. Bytes written through emit no
+// What the kernel does not take (the peer does not read, and the kernel's buffers are full),
+// and any error, is left to Qt's buffer, which sends it from the event loop or reports the
+// error; later writes go behind it, where the server's send-queue bound sees them
+// (Server::setMaxSendQueue counts what Qt holds), until Qt has sent it all. The kernel is not
+// asked what it holds before each write: that would be a system call more for every write, and
+// SocketLink's gathered writes of frames do not ask either. Bytes written through emit no
 // bytesWritten(): nothing in the server uses it. Elsewhere than Linux, a plain QTcpSocket.
 //
 // The read side has a block of its own, which releaseReadBuffer() gives back.
