@@ -345,7 +345,6 @@ void Acceptor::answer(QTcpSocket *socket, QByteArray bytes, qsizetype requestSiz
         for (qsizetype i = bytes.size() - 1; i >= requestSize; --i)
             socket->ungetChar(bytes.at(i));
     }
-    socket->write(upgrade.response);
     m_upgraded(socket, upgrade);
 }
 

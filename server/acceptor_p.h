@@ -27,9 +27,11 @@ struct Upgrade;
 class Acceptor
 {
 public:
-    // Called with each upgraded socket, its "101 Switching Protocols" written, which the callee
-    // now owns, and the upgrade. The socket reads at most MaxRequestSize bytes more from the
-    // network until its link starts (SocketLink::start()).
+    // Called with each upgraded socket, which the callee now owns, and the upgrade. Its
+    // "101 Switching Protocols" (upgrade.response) is not written yet: the callee writes it
+    // ahead of its first frames, in the same write (SocketLink's preamble). The socket reads at
+    // most MaxRequestSize bytes more from the network until its link starts
+    // (SocketLink::start()).
     using Upgraded = std::function<void(QTcpSocket *socket, const Upgrade &upgrade)>;
 
     // The largest upgrade request read (its headers, a JWT among them). A larger one gets

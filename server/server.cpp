@@ -114,7 +114,7 @@ void ServerPrivate::refuse(std::unique_ptr<Connection> candidate, const Handshak
 void ServerPrivate::accept(QTcpSocket *socket, const Upgrade &upgrade)
 {
     auto candidate = std::make_unique<Connection>();
-    candidate->link.emplace(socket);
+    candidate->link.emplace(socket, upgrade.response);
     ConnectionId admitted = 0;
     admit(std::move(candidate), Handshake::of(upgrade, *socket),
           [&admitted](ConnectionId id) { admitted = id; });

@@ -5,6 +5,9 @@
 
 #include <QtCore/QTimer>
 
+#include <utility>
+#include <vector>
+
 #ifdef Q_OS_LINUX
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -13,7 +16,8 @@
 
 namespace QtNotif {
 
-SocketLink::SocketLink(QTcpSocket *socket) : m_socket(socket)
+SocketLink::SocketLink(QTcpSocket *socket, QByteArray preamble)
+    : m_socket(socket), m_preamble(std::move(preamble))
 {
     if (!socket)
         return;
@@ -200,6 +204,13 @@ void SocketLink::writeFrames(const WireFrame *frames, std::size_t count)
 {
     if (count == 0 || !m_socket)
         return;
+    if (!m_preamble.isEmpty()) {
+        std::vector<WireFrame> withPreamble;
+        withPreamble.reserve(count + 1);
+        withPreamble.push_back(WireFrame::raw(std::exchange(m_preamble, {})));
+        withPreamble.insert(withPreamble.end(), frames, frames + count);
+        return writeFrames(withPreamble.data(), withPreamble.size());
+    }
     QTcpSocket *tcpSocket = m_socket;
     std::size_t next = 0; // the first frame not fully written
     qint64 offset = 0;    // how much of it was written

@@ -47,8 +47,10 @@ public:
     static constexpr qsizetype MaxKeptBatch = 64 * 1024;
 
     // Takes socket, upgraded, which the link now owns (null where there is none: the fuzzer's
-    // connections). It reads nothing before start().
-    explicit SocketLink(QTcpSocket *socket);
+    // connections). It reads nothing before start(). preamble, the upgrade's 101 response, goes
+    // ahead of the first frames written, in the same write: a client's welcome costs one
+    // system call (and over TLS one record), not two.
+    explicit SocketLink(QTcpSocket *socket, QByteArray preamble = {});
     // Aborts the socket if the link still holds it (see close()).
     ~SocketLink();
     Q_DISABLE_COPY_MOVE(SocketLink)
@@ -98,6 +100,7 @@ private:
     // The TCP socket's descriptor where frames are written to it directly (plain TCP on Linux),
     // -1 elsewhere; see writeFrames().
     qintptr m_descriptor = -1;
+    QByteArray m_preamble;        // written ahead of the first frames, then dropped
     bool m_writeThrough = false;  // m_socket is a WriteThroughSocket
     bool m_closeReceived = false; // the client's close frame was read
 };

@@ -53,6 +53,13 @@ WireFrame WireFrame::pong(QByteArrayView data)
     return control(0xA, data);
 }
 
+WireFrame WireFrame::raw(QByteArray bytes)
+{
+    WireFrame frame;
+    frame.m_bytes = std::move(bytes);
+    return frame;
+}
+
 WireFrame WireFrame::close(quint16 code, const QString &reason)
 {
     QByteArray payload(2, Qt::Uninitialized);

@@ -28,6 +28,9 @@ public:
     static WireFrame ping(QByteArrayView data = {});
     static WireFrame pong(QByteArrayView data);
     static WireFrame close(quint16 code, const QString &reason);
+    // Bytes that are not a frame, written as they are among frames: the upgrade's 101
+    // response (SocketLink's preamble). Its payload() is all of them.
+    static WireFrame raw(QByteArray bytes);
 
     bool isNull() const { return m_bytes.isNull(); }
     // Header and payload, ready for the socket.

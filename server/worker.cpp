@@ -57,7 +57,7 @@ void Worker::onUpgraded(QTcpSocket *socket, const Upgrade &upgrade)
     const Handshake handshake = Handshake::of(upgrade, *socket);
     const quint64 ticket = ++m_lastTicket;
     if (handshake.connected) {
-        auto link = std::make_unique<SocketLink>(socket);
+        auto link = std::make_unique<SocketLink>(socket, upgrade.response);
         link->setMaxFrameSize(m_settings.maxFrameSize);
         m_links.emplace(ticket, Entry{ std::move(link) });
     } else {

@@ -2,6 +2,7 @@
 #include "chatmessage.h"
 #include "rawwebsocket.h"
 #include "server_p.h"
+#include "tcpsegments.h"
 #include "testmain.h"
 #include "testpeer.h"
 
@@ -26,7 +27,6 @@
 #include <QtCore/QDir>
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #endif
@@ -48,6 +48,7 @@ private Q_SLOTS:
     void listenRaisesTheLimitOfOpenFiles();
 
     void welcomeCarriesIdentityAndLimits();
+    void upgradeAnswerGoesWithTheFirstFrame();
     void listenNotifyUnlisten();
     void listenTwiceIsHarmless();
     void twoNotifiersOnOneConnection();
@@ -138,6 +139,34 @@ static AuthResult userFromBearer(const HandshakeRequest &request)
 static QList<QPair<QByteArray, QByteArray>> bearer(const QByteArray &user)
 {
     return { { "Authorization", "Bearer " + user } };
+}
+
+void tst_Server::upgradeAnswerGoesWithTheFirstFrame()
+{
+#ifndef Q_OS_LINUX
+    QSKIP("TCP_INFO's count of segments is Linux's");
+#else
+    // The 101 response and the welcome reach the client in one write of the server, whichever
+    // thread writes it (tst_server_workers: a worker's).
+    RawWebSocket welcomed;
+    QVERIFY(welcomed.open(server->serverPort()));
+    QVERIFY(welcomed.waitForMessages("welcome", 1));
+    QCOMPARE(tcpDataSegmentsReceived(welcomed.socket.socketDescriptor()), 1);
+
+    // So do the 101 and the close frame of a refused client; counted as the close frame comes,
+    // before the connection closes.
+    server->setAuthenticator([](const HandshakeRequest &) { return AuthResult::refuse("no"); });
+    RawWebSocket refused;
+    int segmentsAtClose = -1;
+    connect(&refused.socket, &QIODevice::readyRead, this, [&] {
+        if (refused.closeCode && segmentsAtClose < 0)
+            segmentsAtClose = tcpDataSegmentsReceived(refused.socket.socketDescriptor());
+    });
+    QVERIFY(refused.open(server->serverPort()));
+    QVERIFY(refused.waitForClose());
+    QCOMPARE(*refused.closeCode, quint16(Protocol::CloseCode::AuthenticationRefused));
+    QCOMPARE(segmentsAtClose, 1);
+#endif
 }
 
 void tst_Server::welcomeCarriesIdentityAndLimits()
