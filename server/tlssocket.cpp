@@ -211,9 +211,16 @@ std::shared_ptr<TlsContext> TlsContext::make(const QSslConfiguration &configurat
     uint64_t options = SSL_OP_NO_RENEGOTIATION;
     if (!configuration.testSslOption(QSsl::SslOptionDisableServerCipherPreference))
         options |= SSL_OP_CIPHER_SERVER_PREFERENCE;
-    if (configuration.testSslOption(QSsl::SslOptionDisableSessionTickets))
+    // One TLS 1.3 session ticket per handshake rather than OpenSSL's two, meant for browsers
+    // that open connections in parallel: a client of qtnotif keeps one connection and needs
+    // one ticket to resume it, and each ticket costs the server about 70 µs
+    // (docs/performance.md, "TLS handshakes"). None when tickets are disabled: TLS 1.3 would
+    // otherwise issue tickets that name sessions in the server's cache, which is off.
+    const bool noTickets = configuration.testSslOption(QSsl::SslOptionDisableSessionTickets);
+    if (noTickets)
         options |= SSL_OP_NO_TICKET;
     SSL_CTX_set_options(context, options);
+    SSL_CTX_set_num_tickets(context, noTickets ? 0 : 1);
     // Sessions resume from the tickets the clients keep; the server keeps none, so that its
     // memory does not grow with the clients it has seen. A session of a client with a
     // certificate names the context it was verified in.
@@ -266,6 +273,11 @@ struct TlsSocket::Bio
     {
         auto *socket = static_cast<TlsSocket *>(BIO_get_data(bio));
         BIO_clear_retry_flags(bio);
+        if (socket->m_holding || !socket->m_held.isEmpty()) {
+            socket->m_held.append(data, qsizetype(size));
+            *done = size;
+            return socket->m_holding || socket->sendHeld() ? 1 : 0;
+        }
         const qint64 written = socket->WriteThroughSocket::writeData(data, qint64(size));
         if (written <= 0) {
             *done = 0;
@@ -314,7 +326,14 @@ void TlsSocket::continueHandshake()
     if (m_encrypted || m_failed)
         return;
     ERR_clear_error();
+    m_holding = true;
     const int result = SSL_do_handshake(m_ssl);
+    m_holding = false;
+    // What the call wrote goes out in one write: the server's flight, or an alert. What it
+    // wrote as a TLS 1.3 handshake ended is the session tickets, which the client has no use
+    // for before the server's first bytes: they wait for them (Bio::write()).
+    if (result != 1 || SSL_version(m_ssl) != TLS1_3_VERSION)
+        sendHeld();
     if (result == 1) {
         m_encrypted = true;
         disconnect(this, nullptr, this, nullptr); // the handshake's connections
@@ -405,6 +424,14 @@ qint64 TlsSocket::writeData(const char *data, qint64 size)
 void TlsSocket::setOpenSslError(const char *fallback)
 {
     setErrorString(takeOpenSslError(fallback));
+}
+
+bool TlsSocket::sendHeld()
+{
+    if (m_held.isEmpty())
+        return true;
+    const QByteArray held = std::exchange(m_held, QByteArray());
+    return WriteThroughSocket::writeData(held.constData(), held.size()) > 0;
 }
 
 } // namespace QtNotif

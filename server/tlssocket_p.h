@@ -48,6 +48,9 @@ private:
 // ciphertext, which decrypt() turns into plaintext(); what is written to it (write()) is
 // plaintext, encrypted on its way, and goes out as WriteThroughSocket sends it. OpenSSL keeps
 // no buffer while the connection is idle (SSL_MODE_RELEASE_BUFFERS).
+//
+// Over TLS 1.3 the session tickets, which OpenSSL writes as the handshake ends, wait for the
+// server's first write (the upgrade's answer) and go out with it: one system call, not two.
 class TlsSocket : public WriteThroughSocket
 {
     Q_OBJECT
@@ -85,9 +88,15 @@ private:
     void failHandshake(const QString &reason, bool clientLeft);
     // errorString() from OpenSSL's error queue, or from fallback where it is empty.
     void setOpenSslError(const char *fallback);
+    // Writes m_held, if anything, and empties it; false when the socket refused.
+    bool sendHeld();
 
     SSL *m_ssl = nullptr;
     ByteQueue m_plaintext;
+    // Ciphertext OpenSSL wrote that waits to go out with the next: what it writes while
+    // m_holding, and after that until the next write (see continueHandshake()).
+    QByteArray m_held;
+    bool m_holding = false;
     bool m_encrypted = false;
     bool m_failed = false;
 };

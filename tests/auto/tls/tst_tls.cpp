@@ -5,6 +5,7 @@
 // CA and an RSA server certificate it signs; and an unrelated second CA.
 #include "rawwebsocket.h"
 #include "server_p.h"
+#include "tcpsegments.h"
 #include "testmain.h"
 #include "testpeer.h"
 
@@ -57,6 +58,8 @@ private Q_SLOTS:
     void closeDropsTlsHandshakesInProgress();
     void listenAndNotifyOverTls();
     void framesBeforeTheWelcome();
+    void sessionTicketsGoWithTheWelcome_data();
+    void sessionTicketsGoWithTheWelcome();
     void untrustedServerIsAnSslError_data();
     void untrustedServerIsAnSslError();
     void failingHandshakesDoNotDisturbOthers();
@@ -379,6 +382,41 @@ void tst_Tls::framesBeforeTheWelcome()
     QCOMPARE(raw.messages.at(2).value("code").toString(), QString("invalid_json"));
     QTRY_COMPARE(raw.pongs.size(), 1);
     QCOMPARE(chat->localListenerCount("early"), 1);
+}
+
+void tst_Tls::sessionTicketsGoWithTheWelcome_data()
+{
+    QTest::addColumn<bool>("ticketsDisabled"); // QSsl::SslOptionDisableSessionTickets
+    QTest::addColumn<int>("tickets");
+
+    QTest::addRow("by default") << false << 1;
+    QTest::addRow("tickets disabled") << true << 0;
+}
+
+void tst_Tls::sessionTicketsGoWithTheWelcome()
+{
+#ifndef Q_OS_LINUX
+    QSKIP("TCP_INFO's count of segments is Linux's");
+#else
+    // One TLS 1.3 session ticket, or none, and it waits for the 101 and the welcome to go with
+    // them: the client receives two writes of the server, the handshake's flight and that one.
+    QFETCH(bool, ticketsDisabled);
+    QFETCH(int, tickets);
+    QSslConfiguration tls = serverTls("server");
+    tls.setSslOption(QSsl::SslOptionDisableSessionTickets, ticketsDisabled);
+    QVERIFY(server->setSslConfiguration(tls));
+    QSslConfiguration keepsSessions = clientTls("ca");
+    keepsSessions.setSslOption(QSsl::SslOptionDisableSessionPersistence, false);
+    RawWebSocket raw;
+    QSignalSpy ticketsReceived(&raw.socket, &QSslSocket::newSessionTicketReceived);
+    QVERIFY(raw.connectToServerEncrypted(server->serverPort(), keepsSessions));
+    QCOMPARE(raw.socket.sessionProtocol(), QSsl::TlsV1_3);
+    raw.write(RawWebSocket::handshakeRequest());
+    QVERIFY(raw.waitForUpgrade());
+    QVERIFY(raw.waitForMessages("welcome", 1));
+    QCOMPARE(ticketsReceived.size(), tickets);
+    QCOMPARE(tcpDataSegmentsReceived(raw.socket.socketDescriptor()), 2);
+#endif
 }
 
 void tst_Tls::untrustedServerIsAnSslError_data()
