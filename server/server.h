@@ -82,10 +82,10 @@ public:
     // default); ciphers() and ellipticCurves() where they differ from Qt's defaults;
     // peerVerifyMode() VerifyPeer with caCertificates(), which asks clients for a certificate
     // from those CAs and requires it, or QueryPeer, which asks for any and requires none (the
-    // other modes ask for none); and QSsl::SslOptionDisableSessionTickets and
-    // SslOptionDisableServerCipherPreference. Everything else is OpenSSL's defaults with the
-    // system's configuration (/etc/ssl/openssl.cnf). A null configuration
-    // (QSslConfiguration()), the default, serves ws://.
+    // other modes ask for none); and QSsl::SslOptionDisableSessionTickets (otherwise one TLS 1.3
+    // ticket per full handshake) and SslOptionDisableServerCipherPreference. Everything else is
+    // OpenSSL's defaults with the system's configuration (/etc/ssl/openssl.cnf). A null
+    // configuration (QSslConfiguration()), the default, serves ws://.
     // Best called before listen(). While listening, a new certificate applies to the
     // connections that come next (a renewal needs no restart); switching between ws:// and
     // wss:// needs close() first. Returns false, keeping the previous configuration, when
