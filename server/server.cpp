@@ -1,7 +1,7 @@
 #include "server_p.h"
 
 #include "logging_p.h"
-#include "tlssocket_p.h"
+#include "tlscontext_p.h"
 #include "upgrade_p.h"
 
 #include <QtNotif/backplane.h>

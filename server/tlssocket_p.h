@@ -1,43 +1,14 @@
 #pragma once
 
 #include "bytequeue_p.h"
+#include "tlscontext_p.h"
 #include "writethroughsocket_p.h"
-
-#include <QtNetwork/QSslConfiguration>
 
 #include <memory>
 
-using SSL_CTX = struct ssl_ctx_st;
 using SSL = struct ssl_st;
 
 namespace QtNotif {
-
-// The server's side of TLS, made once from a QSslConfiguration and shared by all the
-// connections it serves, in every thread (an OpenSSL SSL_CTX). QSslSocket makes one for each
-// connection instead.
-//
-// Of the configuration it takes the certificate chain and private key, protocol() (TLS 1.2 and
-// 1.3 only), ciphers() and ellipticCurves() where they differ from Qt's defaults,
-// peerVerifyMode() with caCertificates() for client certificates (VerifyPeer asks for one
-// from those CAs and requires it, QueryPeer asks for any and requires none; the others ask for
-// none), and QSsl::SslOptionDisableSessionTickets. The rest is OpenSSL's defaults with the
-// system's configuration, as for QSslSocket.
-class TlsContext
-{
-public:
-    // The context of configuration; null, with error set, when it cannot serve it (no
-    // certificate, a key that does not match it, a protocol before TLS 1.2, an unknown cipher).
-    static std::shared_ptr<TlsContext> make(const QSslConfiguration &configuration, QString *error);
-    ~TlsContext();
-    Q_DISABLE_COPY_MOVE(TlsContext)
-
-    SSL_CTX *handle() const { return m_context; }
-
-private:
-    explicit TlsContext(SSL_CTX *context) : m_context(context) { }
-
-    SSL_CTX *m_context;
-};
 
 // A TCP connection of the server with TLS over it, done with OpenSSL on the socket's bytes
 // rather than by QSslSocket, which costs an idle connection about 60 KiB more (four buffers of
