@@ -1351,6 +1351,7 @@ int LoadGenerator::run()
     const qint64 rssBefore = rssKib(m_s.serverPid);
 
     // Connect and listen.
+    const qint64 serverCpuBeforeConnecting = cpuMicroseconds(m_s.serverPid);
     m_nowUs = m_connectStartUs = m_lastProgressUs = monotonicMicroseconds();
     const int total = m_s.connections + m_s.publishers;
     openConnections();
@@ -1390,6 +1391,7 @@ int LoadGenerator::run()
     }
     m_connected = true;
     const double connectSeconds = double(monotonicMicroseconds() - m_connectStartUs) / 1e6;
+    const qint64 serverCpuConnected = cpuMicroseconds(m_s.serverPid);
     const qint64 rssConnected = rssKib(m_s.serverPid);
     const qint64 connectErrors = m_connectFailures;
 
@@ -1454,6 +1456,12 @@ int LoadGenerator::run()
         { u"duration_s"_s, seconds },
         { u"connect_seconds"_s, connectSeconds },
         { u"connect_retries"_s, m_connectRetries },
+        // What setting up a connection cost the server: its CPU from the first connection
+        // opened to the last listen acknowledged, per connection (µs; -1 without a server pid).
+        { u"connect_server_cpu_us"_s,
+          serverCpuBeforeConnecting >= 0 && serverCpuConnected >= 0
+                  ? double(serverCpuConnected - serverCpuBeforeConnecting) / total
+                  : -1.0 },
         { u"generator_cpu_percent"_s, generator },
     };
     // The machine's busy time is the server's, the generator's, the other processes' and the

@@ -9,8 +9,10 @@ memory per connection (KiB, idle runs only: they start from a fresh server), the
 the CPU other programs of the machine took meanwhile (a busy machine skews everything), and the
 ratio to qtnotif (on the same event dispatcher for the Qt servers) of the scenario's headline
 figure: throughput for window, p99 latency for the rates, KiB per connection for idle.
-With worker threads in the server (QTNOTIF_WORKER_THREADS), a second table gives each thread's
-CPU and the rate the server would reach with a core per thread (see threads_table()).
+With idle runs, a table of the connection set-up: how long it took and the server's CPU per
+connection (see setup_table()). With worker threads in the server (QTNOTIF_WORKER_THREADS), a
+table of each thread's CPU and the rate the server would reach with a core per thread (see
+threads_table()).
 With --plot, draws the window throughput per system (bars) and the p99 latency per system at
 50k and 200k deliveries/s (bars, log scale) with matplotlib.
 
@@ -164,6 +166,25 @@ def threads_table(runs):
                       "|---|---|---|---|---|---|---|---|---|"] + out)
 
 
+def setup_table(runs):
+    """Connection set-up, from the idle runs: medians of the time to open every connection and
+    have its listens acknowledged, and of the server's CPU per connection meanwhile
+    (connect_server_cpu_us; over wss:// mostly the TLS handshake). Empty without idle runs."""
+    out = []
+    systems = [s for s in SYSTEMS if (s, "idle") in runs]
+    systems += sorted({k[0] for k in runs if k[1] == "idle"} - set(systems))
+    for system in systems:
+        rs = runs[(system, "idle")]
+        cpu = median(rs, lambda r: r.get("connect_server_cpu_us", -1) / 1000)
+        out.append(f"| {system} | {len(rs)} | {cell(rs[0].get('connections'))} "
+                   f"| {cell(median(rs, lambda r: r.get('connect_seconds')), 2)} "
+                   f"| {cell(cpu, 3)} |")
+    if not out:
+        return ""
+    return "\n".join(["| system | runs | connections | set up in s | server CPU ms per connection |",
+                      "|---|---|---|---|---|"] + out)
+
+
 def plot(runs, path, tls):
     try:
         import matplotlib
@@ -227,6 +248,11 @@ def main():
     args = parser.parse_args()
     runs, skipped = load(args.runs)
     print(table(runs, skipped))
+    setup = setup_table(runs)
+    if setup:
+        print("\nConnection set-up (idle runs): from the first connection opened to the last "
+              "listen acknowledged\n")
+        print(setup)
     threads = threads_table(runs)
     if threads:
         print("\nThe server's threads (the last column an estimate: the rate over the busiest "
