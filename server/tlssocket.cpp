@@ -44,6 +44,7 @@ struct TlsSocket::Bio
         auto *socket = static_cast<TlsSocket *>(BIO_get_data(bio));
         BIO_clear_retry_flags(bio);
         if (socket->m_holding || !socket->m_held.isEmpty()) {
+            // Behind what is held: all of it goes in one write, once no longer holding.
             socket->m_held.append(data, qsizetype(size));
             *done = size;
             return socket->m_holding || socket->sendHeld() ? 1 : 0;
