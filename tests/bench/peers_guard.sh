@@ -14,6 +14,8 @@
 #   - $QTNOTIF_BENCH_MIN_WINDOW_RATE deliveries per second (default 300 000, about a third of
 #     what this build type did on the slower of two 2-core machines, 980 000; the other did
 #     three times that): a server that falls under it has regressed, not been unlucky.
+# It also fails when setting up an idle connection costs the server more than
+# $QTNOTIF_BENCH_MAX_SETUP_MS ms of CPU (default 0.6: 0.156 at 2a450bb on the AMD machine).
 # Set any of them to 0 to leave it out. The whole output of the run is kept in a temporary
 # directory it names.
 #
@@ -24,7 +26,9 @@
 # dispatcher on the AMD machine of docs/performance.md at 637af9f), or when an idle connection
 # costs more than $QTNOTIF_BENCH_MAX_IDLE_KIB KiB (default 32 there: 20.3 in this build, most of
 # it OpenSSL's state; over QSslSocket, before, 64 to 66: docs/performance.md, "TLS in the
-# server's process").
+# server's process"), or when setting one up costs the server more than
+# $QTNOTIF_BENCH_MAX_SETUP_MS ms of CPU (default 2.5 there: 0.75 at 2a450bb, mostly OpenSSL's
+# handshake; docs/performance.md, "TLS handshakes").
 set -euo pipefail
 
 [ $# = 1 ] || { [ $# = 2 ] && [ "$2" = --tls ]; } || {
@@ -37,6 +41,7 @@ if [ "${2:-}" = --tls ]; then
     FLOOR=${QTNOTIF_BENCH_MIN_WINDOW_RATE:-300000}
     RATIO=0
     MAX_IDLE_KIB=${QTNOTIF_BENCH_MAX_IDLE_KIB:-32}
+    MAX_SETUP_MS=${QTNOTIF_BENCH_MAX_SETUP_MS:-2.5}
     SCENARIOS=window,idle
     RUN=(--tls --systems qtnotif --idle-connections 2000)
 else
@@ -44,17 +49,19 @@ else
     FLOOR=${QTNOTIF_BENCH_MIN_WINDOW_RATE:-300000}
     RATIO=${QTNOTIF_BENCH_MIN_RATIO:-2}
     MAX_IDLE_KIB=${QTNOTIF_BENCH_MAX_IDLE_KIB:-13}
+    MAX_SETUP_MS=${QTNOTIF_BENCH_MAX_SETUP_MS:-0.6}
     SCENARIOS=window,rate50k,idle
     RUN=(--systems qtnotif,naive-qt --idle-connections 5000)
 fi
 OUT=$(mktemp -d /tmp/qtnotif-bench-guard.XXXXXX)
 echo "$NAME: output in $OUT, floor $FLOOR deliveries/s and ${RATIO}x naive-qt," \
-    "at most $MAX_IDLE_KIB KiB per idle connection"
+    "at most $MAX_IDLE_KIB KiB per idle connection and $MAX_SETUP_MS ms to set one up"
 
 QTNOTIF_BENCH_BUILD_DIR=$1 "$ROOT/bench/run.sh" peers --short --no-build "${RUN[@]}" \
     --scenarios "$SCENARIOS" --dispatchers glib --out "$OUT" > /dev/null
 
-/usr/bin/python3 - "$OUT/runs.jsonl" "$FLOOR" "$RATIO" "$MAX_IDLE_KIB" "$SCENARIOS" <<'PY'
+/usr/bin/python3 - "$OUT/runs.jsonl" "$FLOOR" "$RATIO" "$MAX_IDLE_KIB" "$SCENARIOS" \
+    "$MAX_SETUP_MS" <<'PY'
 import json, sys
 runs = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
 ours = [r for r in runs if r.get("bench") == "peers" and r.get("system") == "qtnotif"]
@@ -67,13 +74,22 @@ for label in sys.argv[5].split(","):
     if label not in labels:
         failures.append(f"no qtnotif {label} run")
 max_kib = float(sys.argv[4])
+max_setup_ms = float(sys.argv[6])
 for r in ours:
     if r.get("label") == "idle":
         kib = r["server"]["kib_per_connection"]
-        print(f"qtnotif idle: {kib:.1f} KiB per connection")
+        setup_ms = r.get("connect_server_cpu_us", -1) / 1000
+        print(f"qtnotif idle: {kib:.1f} KiB per connection, {setup_ms:.3f} ms of server CPU to "
+              f"set each up")
         if max_kib > 0 and kib > max_kib:
             failures.append(f"qtnotif idle: {kib:.1f} KiB per connection, over {max_kib:g} "
                             f"(QTNOTIF_BENCH_MAX_IDLE_KIB)")
+        if max_setup_ms > 0 and setup_ms < 0:
+            failures.append("qtnotif idle: the generator reported no set-up CPU "
+                            "(connect_server_cpu_us)")
+        elif max_setup_ms > 0 and setup_ms > max_setup_ms:
+            failures.append(f"qtnotif idle: {setup_ms:.3f} ms of server CPU per connection set "
+                            f"up, over {max_setup_ms:g} (QTNOTIF_BENCH_MAX_SETUP_MS)")
         continue
     if r.get("lost", 0) or r.get("duplicated", 0):
         failures.append(f"qtnotif {r['label']}: lost {r['lost']}, duplicated {r['duplicated']}")
