@@ -560,7 +560,7 @@ ConnectionId Harness::connect(int s)
         d->expiryTimer.start(0);
     }
     d->registry.addConnection(id, owned->identity.userId());
-    d->connections.emplace(id, std::move(owned));
+    d->connections.add(id, std::move(owned));
     peers[id];
     clientSlots[s] = id;
     return id;
@@ -751,8 +751,8 @@ void Harness::onSent(ConnectionId id, const QString &text)
         const QString key = Protocol::canonicalKey(frame->value(QLatin1String("key")));
         const qint64 seq = frame->value(QLatin1String("seq")).toInteger();
         if (notifier == QLatin1String("room")) {
-            const auto c = d->connections.find(id);
-            check(frame->value(QLatin1String("data")).toString() == c->second->identity.userId(),
+            const Connection *c = d->connections.find(id);
+            check(frame->value(QLatin1String("data")).toString() == c->identity.userId(),
                   "a notification prepared for another identity:", text);
         }
         qint64 &last = peer->second.lastSeq[{ notifier, key }];

@@ -95,8 +95,7 @@ bool ServerPrivate::isOriginAllowed(const QString &origin) const
 
 Connection *ServerPrivate::connection(ConnectionId id)
 {
-    const auto it = connections.find(id);
-    return it == connections.end() ? nullptr : it->second.get();
+    return connections.find(id);
 }
 
 void ServerPrivate::refuse(std::unique_ptr<Connection> candidate, const Handshake &handshake,
@@ -225,7 +224,7 @@ void ServerPrivate::admit(std::unique_ptr<Connection> candidate, const Handshake
 
     registry.addConnection(id, owned->identity.userId());
     Connection &c = *owned;
-    connections.emplace(id, std::move(owned));
+    connections.add(id, std::move(owned));
     send(c, welcomeFrame(c));
     // Now, not at the end of the turn: the frames that came with the upgrade request are read
     // next, and may close the connection; the client is owed its welcome first.
@@ -451,16 +450,15 @@ void ServerPrivate::closeLink(Connection &connection, quint16 closeCode, const Q
 
 std::unique_ptr<Connection> ServerPrivate::removeConnection(ConnectionId id)
 {
-    const auto it = connections.find(id);
-    if (it == connections.end())
+    Connection *c = connections.find(id);
+    if (!c)
         return nullptr;
-    flushOutbox(*it->second); // what was sent before it goes
-    std::unique_ptr<Connection> removed = std::move(it->second);
+    flushOutbox(*c); // what was sent before it goes
+    std::unique_ptr<Connection> removed = connections.take(id);
     if (removed->worker)
         removed->worker->connections.erase(removed->ticket);
     if (removed->expiry)
         expiries.erase(*removed->expiry);
-    connections.erase(it);
     ++removedConnections;
     listenersRemoved(id, removed->identity, registry.removeConnection(id));
     Q_EMIT q->clientDisconnected(id);

@@ -91,6 +91,36 @@ struct Connection
     std::optional<Expiries::iterator> expiry;
 };
 
+// The server's connections by id, which it owns: added once admitted, taken out when they go,
+// deleted with the table. Pointers in a QHash rather than a std::unordered_map of
+// std::unique_ptr: a notification looks up each of its recipients, and a QHash keeps its keys in
+// arrays where the map allocates a node for each, a cache miss more per delivery (in window
+// mode the map's lookup was 6 % of the server's time, the QHash's 2.7 %).
+class ConnectionTable
+{
+public:
+    ConnectionTable() = default;
+    ~ConnectionTable() { qDeleteAll(m_connections); }
+    Q_DISABLE_COPY_MOVE(ConnectionTable)
+
+    Connection *find(ConnectionId id) const { return m_connections.value(id); }
+    void add(ConnectionId id, std::unique_ptr<Connection> connection)
+    {
+        m_connections.insert(id, connection.release());
+    }
+    std::unique_ptr<Connection> take(ConnectionId id)
+    {
+        return std::unique_ptr<Connection>(m_connections.take(id));
+    }
+    qsizetype size() const { return m_connections.size(); }
+    // (id, Connection *) pairs, for a loop that does not add or remove connections.
+    auto begin() const { return m_connections.constKeyValueBegin(); }
+    auto end() const { return m_connections.constKeyValueEnd(); }
+
+private:
+    QHash<ConnectionId, Connection *> m_connections;
+};
+
 class ServerPrivate
 {
 public:
@@ -213,7 +243,7 @@ public:
     QStringList allowedOrigins;
     Registry registry;
     Cluster cluster{ this };
-    std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections;
+    ConnectionTable connections;
     // Connections removed so far: a loop that calls user code (prepare) between connection()
     // and using the Connection it got looks it up again only when this has changed.
     quint64 removedConnections = 0;
