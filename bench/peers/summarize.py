@@ -38,6 +38,12 @@ def dispatcher_of(system):
     return suffix if "/" in system and suffix in DISPATCHERS else ""
 
 
+def ordered_systems(runs):
+    """The systems of the runs: those of SYSTEMS in its order, then any other, sorted."""
+    systems = [s for s in SYSTEMS if any(k[0] == s for k in runs)]
+    return systems + sorted({k[0] for k in runs} - set(systems))
+
+
 def over_tls(path):
     """Whether the environment line of the run says --tls."""
     with open(path) as lines:
@@ -106,8 +112,7 @@ def cell(value, digits=1):
 
 
 def table(runs, skipped):
-    systems = [s for s in SYSTEMS if any(k[0] == s for k in runs)]
-    systems += sorted({k[0] for k in runs} - set(systems))
+    systems = ordered_systems(runs)
     out = ["| system | scenario | runs | deliveries/s | p50 ms | p99 ms | lost | server CPU % "
            "| KiB/conn | generator CPU % | other CPU % | errors | vs qtnotif |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -171,9 +176,7 @@ def setup_table(runs):
     have its listens acknowledged, and of the server's CPU per connection meanwhile
     (connect_server_cpu_us; over wss:// mostly the TLS handshake). Empty without idle runs."""
     out = []
-    systems = [s for s in SYSTEMS if (s, "idle") in runs]
-    systems += sorted({k[0] for k in runs if k[1] == "idle"} - set(systems))
-    for system in systems:
+    for system in [s for s in ordered_systems(runs) if (s, "idle") in runs]:
         rs = runs[(system, "idle")]
         cpu = median(rs, lambda r: r.get("connect_server_cpu_us", -1) / 1000)
         out.append(f"| {system} | {len(rs)} | {cell(rs[0].get('connections'))} "
