@@ -92,6 +92,8 @@ private:
     // A Client of the server, trusting the named CA, with short reconnect delays; not open.
     std::unique_ptr<Client> makeClient(const QString &ca = QStringLiteral("ca"));
     bool openAndWait(Client &client);
+    // Opens client and waits for its first error: that error, or NoError after 5 s without one.
+    Client::Error openAndFail(Client &client);
     // A raw WebSocket client of the server over TLS with the client configuration tls, once
     // encrypted (not upgraded); null when the TLS handshake failed.
     std::unique_ptr<RawWebSocket> connectRaw(const QSslConfiguration &tls);
@@ -222,6 +224,14 @@ bool tst_Tls::openAndWait(Client &client)
 {
     client.open();
     return QTest::qWaitFor([&] { return client.state() == State::Connected; }, 5000);
+}
+
+Client::Error tst_Tls::openAndFail(Client &client)
+{
+    QSignalSpy errors(&client, &Client::errorOccurred);
+    client.open();
+    return QTest::qWaitFor([&] { return !errors.isEmpty(); }, 5000) ? client.error()
+                                                                    : Client::Error::NoError;
 }
 
 std::unique_ptr<RawWebSocket> tst_Tls::connectRaw(const QSslConfiguration &tls)
@@ -501,10 +511,7 @@ void tst_Tls::plainClientToTlsServerFailsCleanly()
     QUrl url = server->serverUrl();
     url.setScheme("ws");
     client->setUrl(url);
-    QSignalSpy errors(client.get(), &Client::errorOccurred);
-    client->open();
-    QTRY_VERIFY(!errors.isEmpty());
-    QCOMPARE(client->error(), Client::Error::ConnectionError);
+    QCOMPARE(openAndFail(*client), Client::Error::ConnectionError);
     QCOMPARE(client->state(), State::Reconnecting);
     QCOMPARE(server->connectionCount(), 0);
 }
@@ -517,10 +524,7 @@ void tst_Tls::renewedCertificateTakesEffectWithoutRestart()
     // The certificate ran out: new clients fail, and retry.
     QVERIFY(server->setSslConfiguration(serverTls("expired")));
     auto client = makeClient();
-    QSignalSpy errors(client.get(), &Client::errorOccurred);
-    client->open();
-    QTRY_VERIFY(!errors.isEmpty());
-    QCOMPARE(client->error(), Client::Error::SslError);
+    QCOMPARE(openAndFail(*client), Client::Error::SslError);
     QCOMPARE(client->state(), State::Reconnecting);
 
     // Renewed on the listening server: the next attempt is welcomed, nothing changed on the
@@ -549,11 +553,7 @@ void tst_Tls::chainWithAnIntermediateAndAnRsaKey()
     // Without the intermediate, the same client cannot.
     tls.setLocalCertificateChain(QSslCertificate::fromPath(path("chained.pem")));
     QVERIFY(server->setSslConfiguration(tls));
-    auto unchained = makeClient();
-    QSignalSpy errors(unchained.get(), &Client::errorOccurred);
-    unchained->open();
-    QTRY_VERIFY(!errors.isEmpty());
-    QCOMPARE(unchained->error(), Client::Error::SslError);
+    QCOMPARE(openAndFail(*makeClient()), Client::Error::SslError);
 }
 
 void tst_Tls::clientCertificates()
@@ -565,11 +565,8 @@ void tst_Tls::clientCertificates()
 
     // Without a certificate: never welcomed.
     auto anonymous = makeClient();
-    QSignalSpy errors(anonymous.get(), &Client::errorOccurred);
-    anonymous->open();
-    QTRY_VERIFY(!errors.isEmpty());
-    QVERIFY2(anonymous->error() == Client::Error::SslError
-                     || anonymous->error() == Client::Error::ConnectionError,
+    const Client::Error error = openAndFail(*anonymous);
+    QVERIFY2(error == Client::Error::SslError || error == Client::Error::ConnectionError,
              qPrintable(anonymous->errorString()));
     QVERIFY(anonymous->state() != State::Connected);
     anonymous->close();
