@@ -22,7 +22,8 @@ class TlsContext
 {
 public:
     // The context of configuration; null, with error set, when it cannot serve it (no
-    // certificate, a key that does not match it, a protocol before TLS 1.2, an unknown cipher).
+    // certificate, a key that does not match it, a protocol before TLS 1.2, ciphers or curves
+    // OpenSSL does not take, ciphers that serve none of the protocols allowed).
     static std::shared_ptr<TlsContext> make(const QSslConfiguration &configuration, QString *error);
     ~TlsContext();
     Q_DISABLE_COPY_MOVE(TlsContext)
