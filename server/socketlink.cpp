@@ -220,7 +220,7 @@ void SocketLink::writeFrames(const WireFrame *frames, std::size_t count)
     // and disabling the socket's write notifier (in GLib's event dispatcher that costs time in
     // proportion to the number of sockets). What the kernel does not take, and any error, is
     // left to Qt.
-    if (m_descriptor >= 0 && tcpSocket->bytesToWrite() == 0) {
+    if (m_descriptor >= 0 && bytesToWrite() == 0) {
         constexpr std::size_t MaxParts = 64; // well under IOV_MAX
         while (next < count) {
             iovec parts[MaxParts];
@@ -260,6 +260,8 @@ void SocketLink::writeFrames(const WireFrame *frames, std::size_t count)
             batch = QByteArray();
         return;
     }
+    if (next < count)
+        m_qtMayHold = true;
     for (; next < count; ++next, offset = 0) {
         const QByteArray &frame = frames[next].bytes();
         tcpSocket->write(frame.constData() + offset, frame.size() - offset);

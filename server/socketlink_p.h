@@ -70,7 +70,15 @@ public:
     // is closing.
     void writeFrames(const WireFrame *frames, std::size_t count);
     // Bytes Qt holds for the socket: what the kernel did not take yet.
-    qint64 bytesToWrite() const { return m_socket ? m_socket->bytesToWrite() : 0; }
+    qint64 bytesToWrite() const
+    {
+        if (!m_qtMayHold)
+            return 0;
+        const qint64 held = m_socket ? m_socket->bytesToWrite() : 0;
+        if (held == 0 && !m_tls)
+            m_qtMayHold = false;
+        return held;
+    }
     void flush()
     {
         if (m_socket)
@@ -103,6 +111,11 @@ private:
     QByteArray m_preamble;        // written ahead of the first frames, then dropped
     bool m_writeThrough = false;  // m_socket is a WriteThroughSocket
     bool m_closeReceived = false; // the client's close frame was read
+    // False once Qt was seen to hold nothing for a plain TCP socket, until the link leaves
+    // bytes to Qt again: every write to the socket goes through the link, so bytesToWrite(),
+    // asked for every delivery, need not reach into the socket's private data (cache misses)
+    // while the kernel takes everything. Always true over TLS, which writes through Qt.
+    mutable bool m_qtMayHold = true;
 };
 
 } // namespace QtNotif
