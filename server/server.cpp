@@ -450,11 +450,10 @@ void ServerPrivate::closeLink(Connection &connection, quint16 closeCode, const Q
 
 std::unique_ptr<Connection> ServerPrivate::removeConnection(ConnectionId id)
 {
-    Connection *c = connections.find(id);
-    if (!c)
-        return nullptr;
-    flushOutbox(*c); // what was sent before it goes
     std::unique_ptr<Connection> removed = connections.take(id);
+    if (!removed)
+        return nullptr;
+    flushOutbox(*removed); // what was sent before it goes
     if (removed->worker)
         removed->worker->connections.erase(removed->ticket);
     if (removed->expiry)
